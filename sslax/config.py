@@ -1,0 +1,102 @@
+"""Command-line configs: `--config=configs/x.py[:arg]` plus `--config.key=value` overrides.
+
+ml_collections does the parsing; this module turns its tracebacks into one-line errors that say
+what to change, and checks the keys every run needs.
+"""
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import ml_collections
+from absl import flags, logging
+from ml_collections import config_flags
+
+REQUIRED_KEYS = ("seed", "batch_size", "total_steps", "log_every_steps", "checkpoint_every_steps")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file: path.py[:arg].",
+                                          lock_config=True)
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message says what to change."""
+
+
+def _one_line(error: BaseException) -> str:
+  text = str(error).replace("\\n", " ").replace("\n", " ")
+  text = re.sub(r"[\\'\"]+", "'", text).strip("' ")
+  missing = re.fullmatch(r"'?(\w+)'?(?: Did you mean '(\w+)' instead of '\w+'\?)?", text)
+  if isinstance(error, AttributeError) and missing:
+    hint = f" (did you mean '{missing.group(2)}'?)" if missing.group(2) else ""
+    return f"unknown config key '{missing.group(1)}'{hint}"
+  return text
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flags parser for `app.run` that exits with a one-line message on a bad command line."""
+  try:
+    rest = flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    sys.exit(f"sslax: bad command line: {_one_line(e)}")
+  return rest
+
+
+def config_from_flags() -> ml_collections.ConfigDict:
+  """The parsed --config, validated; exits with one line if the file could not be loaded."""
+  if flags.FLAGS["config"].present == 0:
+    sys.exit("sslax: --config=configs/<file>.py[:arg] is required")
+  try:
+    config = _CONFIG.value
+    validate(config)
+  except ConfigError as e:
+    sys.exit(f"sslax: bad config: {e}")
+  except Exception as e:  # ml_collections defers file errors to first access.  # noqa: BLE001
+    sys.exit(f"sslax: could not load --config={flags.FLAGS['config'].config_filename}: "
+             f"{_one_line(e)}")
+  return config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the keys and values every run needs; raises ConfigError naming the key."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"get_config() must return a ConfigDict, got {type(config).__name__}")
+  for key in REQUIRED_KEYS:
+    if key not in config:
+      raise ConfigError(f"missing required key '{key}'")
+  for key in ("batch_size", "total_steps", "log_every_steps", "checkpoint_every_steps"):
+    if not isinstance(config[key], int) or config[key] <= 0:
+      raise ConfigError(f"'{key}' must be a positive integer, got {config[key]!r}")
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A JSON-safe plain dict of the config (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The inverse of `to_dict`, used by evaluation to rebuild a run's config from config.json."""
+  return ml_collections.ConfigDict(_tuples(values))
+
+
+def _tuples(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+  """Entry points: bad input (config, files, data, NaN loss) exits with one line, not a traceback.
+
+  The traceback is still logged at --verbosity=1 for debugging.
+  """
+  try:
+    yield
+  except (FloatingPointError, ValueError, FileNotFoundError, KeyError) as e:
+    logging.debug("traceback", exc_info=True)
+    message = str(e).splitlines()[0] if str(e) else type(e).__name__
+    sys.exit(f"sslax: {type(e).__name__}: {message}")
