@@ -1,0 +1,70 @@
+"""Grain pipelines: records -> augmented views -> per-process batches.
+
+Every batch is a pure function of (seed, step): the order is a seeded shuffle reshuffled each
+epoch, and each record's augmentation draws from a generator seeded by (seed, position in the
+endless epoch-after-epoch stream), i.e. by record, epoch and seed. So any batch can be rebuilt,
+and a restored iterator continues with exactly the batch an uninterrupted run would have seen.
+"""
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+
+from sslax.data import image_ops
+
+
+class MakeViews(grain.transforms.RandomMap):
+  """A record -> {"views": (view_0, ..., view_{n-1})}, one augmentation spec per view."""
+
+  def __init__(self, view_specs: Sequence[Any]):
+    self.view_specs = [dict(spec) for spec in view_specs]
+
+  def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    image = image_ops.to_float(record["image"])
+    return {"views": tuple(image_ops.augment(image, rng, spec) for spec in self.view_specs)}
+
+
+def train_dataset(source: Sequence[dict[str, Any]], view_specs: Sequence[Any], global_batch: int,
+                  seed: int, process_index: int | None = None,
+                  process_count: int | None = None) -> grain.MapDataset:
+  """The endless stream of this process's batches.
+
+  The stream of examples is batched in chunks of `global_batch / process_count`; process p takes
+  chunks p, p + P, p + 2P, ..., so the processes' chunks of a step, concatenated in process
+  order, are exactly the global batch a single process would build.
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if global_batch % process_count:
+    raise ValueError(f"batch_size={global_batch} does not split over {process_count} processes")
+  if len(source) == 0:
+    raise ValueError("the training source has no records")
+  dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
+             .random_map(MakeViews(view_specs))
+             .batch(global_batch // process_count, drop_remainder=True))
+  return dataset[process_index::process_count]
+
+
+def make_iterator(dataset: grain.MapDataset, num_workers: int = 0,
+                  prefetch: int = 2) -> grain.DatasetIterator:
+  """An iterator with get_state()/set_state(); `num_workers` > 0 augments in worker processes."""
+  stream = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=prefetch))
+  if num_workers > 0:
+    stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(stream)
+
+
+def sample_batch(source: Sequence[dict[str, Any]], view_specs: Sequence[Any]) -> Any:
+  """A batch of two examples with the shapes and dtypes of the training batches (for init)."""
+  views = MakeViews(view_specs).random_map(source[0], np.random.default_rng(0))
+  return jax.tree.map(lambda x: np.stack([x, x]), views)
+
+
+def eval_arrays(source: Sequence[dict[str, Any]], spec: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Every record of a labelled source as deterministic evaluation views and labels."""
+  images = [image_ops.eval_view(image_ops.to_float(source[i]["image"]), spec)
+            for i in range(len(source))]
+  labels = [int(source[i]["label"]) for i in range(len(source))]
+  return np.stack(images), np.asarray(labels, np.int32)
