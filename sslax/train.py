@@ -1,0 +1,151 @@
+"""Pretraining entry point and the one train loop every method shares.
+
+  python -m sslax.train --config=configs/simclr_mnist.py --workdir=runs/simclr [--config.x=y]
+
+Running the same command on the same workdir resumes from the latest checkpoint, with the data
+iterator where it was, so the losses continue exactly as if the run had not stopped.
+"""
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+
+from sslax import checkpoint, config as config_lib, metrics as metrics_lib, optim, parallel
+from sslax import state as state_lib
+from sslax.data import pipeline, sources
+from sslax.methods import get_method
+from sslax.step import make_train_step
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks after each step: save, then exit cleanly."""
+
+  def __init__(self):
+    self.requested = False
+
+  def __enter__(self):
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint after this step, then exiting.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) -> float:
+  loss = float(metrics["loss"])
+  if not np.isfinite(loss):
+    kept = f"step {last_saved}" if last_saved is not None else "none yet"
+    raise FloatingPointError(
+        f"loss is {loss} at step {step}; stopped without saving this state (last good "
+        f"checkpoint: {kept}). Lower optimizer.learning_rate, set optimizer.grad_clip_norm, "
+        "or check the input data.")
+  return loss
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Pretrains (or resumes) the run in `workdir`; returns the last logged metrics."""
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(config_lib.to_dict(config), f, indent=2)
+
+  mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
+  parallel.check_batch_size(config.batch_size, mesh)
+  method = get_method(config)
+  source = sources.make_source(config.data, "pretrain")
+  if getattr(source, "report", None):
+    logging.info("data cleaning: %s", source.report)
+  dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
+  sample = pipeline.sample_batch(source, method.views())
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  abstract, shardings = state_lib.state_shardings(
+      method, tx, sample, config.seed, mesh, config.get("sharding_rules", ()))
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                 max_to_keep=config.get("keep_checkpoints", 3))
+  iterator = pipeline.make_iterator(dataset, config.data.get("num_workers", 0))
+  start = ckpt.latest_step()
+  if start is None:
+    start = 0
+    state = state_lib.create_state(method, tx, sample, config.seed, shardings)
+  else:
+    state, data_state = ckpt.restore(start, abstract)
+    iterator.set_state(data_state)
+    logging.info("resumed from step %d", start)
+
+  train_step = make_train_step(method, tx, schedule, mesh, shardings)
+  writer = metrics_lib.MetricWriter(workdir, resume_step=start)
+  progress = metrics_lib.Progress(config.total_steps)
+  last_saved = start if start else None
+  logged: dict[str, Any] = {}
+  previous = None
+  interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
+  try:
+    with _Preemption() as preemption:
+      for step in range(start + 1, config.total_steps + 1):
+        t = time.perf_counter()
+        batch = parallel.to_global(next(iterator), mesh)
+        data_wait += time.perf_counter() - t
+        state, metrics = train_step(state, batch)
+        interval_steps += 1
+        # Checking the previous step's loss waits only for work already queued before this one.
+        if previous is not None:
+          _check_finite(*previous, last_saved)
+        previous = (step, metrics)
+
+        if step % config.log_every_steps == 0 or step == config.total_steps:
+          row = jax.device_get(metrics)
+          _check_finite(step, row, last_saved)
+          elapsed = time.perf_counter() - interval_start
+          row.update(examples_per_sec=config.batch_size * interval_steps / elapsed,
+                     steps_per_sec=interval_steps / elapsed,
+                     data_wait_fraction=data_wait / elapsed)
+          writer.write(step, row)
+          progress.show(step, float(row["loss"]), row["examples_per_sec"], row["steps_per_sec"])
+          logged = {"step": step, **row}
+          interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
+
+        stop = preemption.requested
+        if stop or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+          _check_finite(step, jax.device_get(metrics), last_saved)
+          ckpt.save(step, state, iterator.get_state())
+          last_saved = step
+        if stop:
+          logging.warning("preempted: checkpoint of step %d saved; exiting.", step)
+          break
+  finally:
+    ckpt.close()
+    writer.close()
+    close = getattr(iterator, "close", None)
+    if close:
+      close()
+  return {k: float(np.asarray(v)) for k, v in logged.items()}
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
+  if not _WORKDIR.value:
+    sys.exit("sslax: --workdir=DIR is required")
+  config = config_lib.config_from_flags()
+  with config_lib.one_line_errors():
+    train(config, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=config_lib.parse_flags)
