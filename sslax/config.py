@@ -4,7 +4,9 @@ ml_collections does the parsing; this module turns its tracebacks into one-line 
 what to change, and checks the keys every run needs.
 """
 import contextlib
+import importlib.util
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ REQUIRED_KEYS = ("seed", "batch_size", "total_steps", "log_every_steps", "checkp
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file: path.py[:arg].",
                                           lock_config=True)
+WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory: checkpoints, logs, results.")
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,29 @@ def config_from_flags() -> ml_collections.ConfigDict:
   except Exception as e:  # ml_collections defers file errors to first access.  # noqa: BLE001
     sys.exit(f"sslax: could not load --config={flags.FLAGS['config'].config_filename}: "
              f"{_one_line(e)}")
+  return config
+
+
+def load_config(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
+  """Loads 'path/to/config.py[:arg]' as --config does, then sets dotted-key overrides.
+
+  For tests, notebooks and sweeps: load_config("configs/simclr_mnist.py:tiny", total_steps=2).
+  """
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg) if arg else module.get_config()
+  for key, value in overrides.items():
+    parent, _, leaf = key.rpartition(".")
+    target = config
+    for part in filter(None, parent.split(".")):
+      target = target[part]
+    if leaf not in target:
+      raise ConfigError(f"unknown config key '{key}'")
+    target[leaf] = value
+  validate(config)
   return config
 
 
@@ -100,3 +126,13 @@ def one_line_errors() -> Iterator[None]:
     logging.debug("traceback", exc_info=True)
     message = str(e).splitlines()[0] if str(e) else type(e).__name__
     sys.exit(f"sslax: {type(e).__name__}: {message}")
+
+
+
+def quiet_library_logs() -> None:
+  """Orbax and Grain log every save at INFO; show warnings only unless --verbosity was given.
+
+  sslax prints its own progress and results to stdout.
+  """
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)

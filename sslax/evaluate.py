@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from sslax import checkpoint, config as config_lib, optim, parallel
 from sslax import state as state_lib
@@ -23,7 +23,6 @@ from sslax.data import pipeline, sources
 from sslax.evals import knn, linear
 from sslax.methods import get_method
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (holds config.json).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default the latest.")
 
 EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07, "linear_steps": 1000,
@@ -103,7 +102,6 @@ def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
   for prefix, features in feature_sets.items():
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
-    logging.info("%s: %s", prefix or "pretrained", scores)
 
   with open(os.path.join(workdir, "eval_results.json"), "w") as f:
     json.dump(results, f, indent=2)
@@ -125,10 +123,11 @@ def results_table(results: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not _WORKDIR.value:
+  if not config_lib.WORKDIR.value:
     sys.exit("sslax: --workdir=DIR is required")
+  config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    evaluate(_WORKDIR.value, _STEP.value)
+    evaluate(config_lib.WORKDIR.value, _STEP.value)
 
 
 if __name__ == "__main__":

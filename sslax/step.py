@@ -33,7 +33,7 @@ def make_train_step(method: PretextMethod, tx: optax.GradientTransformation,
                  "model_state": model_state, "opt_state": opt_state,
                  "extra": method.update_extra(params, extra, step)}
     metrics = {**metrics, "loss": loss, "learning_rate": schedule(step),
-               "grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+               "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
     return new_state, metrics
 
   return jax.jit(train_step, in_shardings=(shardings, parallel.batch_sharding(mesh)),

@@ -23,7 +23,6 @@ from sslax.data import pipeline, sources
 from sslax.methods import get_method
 from sslax.step import make_train_step
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 
 
 class _Preemption:
@@ -69,7 +68,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   method = get_method(config)
   source = sources.make_source(config.data, "pretrain")
   if getattr(source, "report", None):
-    logging.info("data cleaning: %s", source.report)
+    print(f"data cleaning: {source.report}", flush=True)
   dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
   sample = pipeline.sample_batch(source, method.views())
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
@@ -86,7 +85,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   else:
     state, data_state = ckpt.restore(start, abstract)
     iterator.set_state(data_state)
-    logging.info("resumed from step %d", start)
+    print(f"resumed from step {start} of {workdir}", flush=True)
 
   train_step = make_train_step(method, tx, schedule, mesh, shardings)
   writer = metrics_lib.MetricWriter(workdir, resume_step=start)
@@ -140,11 +139,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not _WORKDIR.value:
+  if not config_lib.WORKDIR.value:
     sys.exit("sslax: --workdir=DIR is required")
   config = config_lib.config_from_flags()
+  config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    train(config, _WORKDIR.value)
+    train(config, config_lib.WORKDIR.value)
 
 
 if __name__ == "__main__":

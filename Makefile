@@ -1,0 +1,28 @@
+# Two commands for a fresh machine with Python >= 3.11:
+#   make train   set up .venv, pretrain on the embedded data into $(WORKDIR), evaluate, print results
+#   make test    set up .venv, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+WORKDIR ?= runs/default
+CONFIG ?= configs/simclr_mnist.py
+PY := $(VENV)/bin/python
+
+.PHONY: train evaluate test setup
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+train: setup
+	$(PY) -m sslax.train --config=$(CONFIG) --workdir=$(WORKDIR)
+	$(PY) -m sslax.evaluate --workdir=$(WORKDIR)
+
+evaluate: setup
+	$(PY) -m sslax.evaluate --workdir=$(WORKDIR)
+
+test: setup
+	$(PY) -m pytest -q

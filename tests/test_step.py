@@ -1,0 +1,66 @@
+"""The shared train step: sharded over 8 devices it computes what one device computes."""
+import jax
+import numpy as np
+import pytest
+
+from sslax import config as config_lib, optim, parallel, state as state_lib
+from sslax.data import pipeline, sources
+from sslax.methods import get_method
+from sslax.step import make_train_step
+
+REPO = __file__.rsplit("/tests/", 1)[0]
+
+
+def run_steps(config, devices, num_steps=3):
+  """Losses and final params of `num_steps` steps on a mesh over `devices`."""
+  mesh = parallel.make_mesh({"data": -1}, devices=devices)
+  method = get_method(config)
+  source = sources.make_source(config.data, "pretrain")
+  dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
+  sample = pipeline.sample_batch(source, method.views())
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  _, shardings = state_lib.state_shardings(method, tx, sample, config.seed, mesh, ())
+  state = state_lib.create_state(method, tx, sample, config.seed, shardings)
+  step_fn = make_train_step(method, tx, schedule, mesh, shardings)
+  losses = []
+  for i in range(num_steps):
+    batch = parallel.to_global(dataset[i], mesh)
+    state, metrics = step_fn(state, batch)
+    losses.append(float(metrics["loss"]))
+  return np.array(losses), jax.device_get(state["params"]), jax.device_get(state["model_state"])
+
+
+@pytest.mark.parametrize("encoder", [
+    dict(name="small_cnn", widths=(4, 8), convs_per_stage=1, dtype="float32"),
+    dict(name="resnet18", width=4, cifar_stem=True, dtype="float32"),
+])
+def test_eight_devices_match_one_device(encoder):
+  config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny", total_steps=3)
+  config.model.encoder = encoder
+  one_loss, one_params, one_stats = run_steps(config, jax.devices()[:1])
+  eight_loss, eight_params, eight_stats = run_steps(config, jax.devices()[:8])
+  assert np.all(np.isfinite(one_loss)) and one_loss[0] != one_loss[-1]
+  np.testing.assert_allclose(eight_loss, one_loss, rtol=2e-5)
+  for a, b in zip(jax.tree.leaves(one_params) + jax.tree.leaves(one_stats),
+                  jax.tree.leaves(eight_params) + jax.tree.leaves(eight_stats)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_state_is_laid_out_on_its_shardings():
+  config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny")
+  mesh = parallel.make_mesh({"data": 2, "fsdp": 4})
+  method = get_method(config)
+  source = sources.make_source(config.data, "pretrain")
+  sample = pipeline.sample_batch(source, method.views())
+  tx, _ = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  rules = (("projector/.*kernel", "fsdp"),)
+  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, rules)
+  state = state_lib.create_state(method, tx, sample, 0, shardings)
+  kernel = state["params"]["projector"]
+  kernel = next(v for k, v in jax.tree_util.tree_leaves_with_path(kernel)
+                if "kernel" in parallel.path_name(k))
+  assert "fsdp" in tuple(kernel.sharding.spec)
+  assert len({s.data.shape for s in kernel.addressable_shards}) == 1
+  assert kernel.addressable_shards[0].data.size * 4 == kernel.size
+  encoder_leaf = jax.tree.leaves(state["params"]["encoder"])[0]
+  assert encoder_leaf.sharding.is_fully_replicated

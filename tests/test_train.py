@@ -1,0 +1,126 @@
+"""The train loop end to end: outputs, exact resume after SIGKILL and SIGTERM, NaN stop."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sslax import checkpoint, config as config_lib, evaluate, metrics, train
+
+REPO = __file__.rsplit("/tests/", 1)[0]
+TINY = f"{REPO}/configs/simclr_mnist.py:tiny"
+OVERRIDES = {"total_steps": 8, "log_every_steps": 1, "checkpoint_every_steps": 3}
+
+# Runs sslax.train in a fresh process that sends itself `signum` when it fetches batch `at_batch`
+# (counted from 1 in this process), i.e. in the middle of a step. With `settle`, it first waits
+# for checkpoint writes in flight to finish; without, a write may be cut off half-way.
+CRASHING_RUN = textwrap.dedent("""
+    import os, sys
+    from absl import flags
+    from sslax import checkpoint, config as config_lib, parallel, train
+    flags.FLAGS.mark_as_parsed()
+    workdir, at_batch, signum, settle = sys.argv[1], *map(int, sys.argv[2:5])
+    to_global, calls, checkpointers = parallel.to_global, [0], []
+    init = checkpoint.Checkpointer.__init__
+    def keep(self, *args, **kwargs):
+      init(self, *args, **kwargs)
+      checkpointers.append(self)
+    def crash_at(batch, mesh):
+      calls[0] += 1
+      if calls[0] == at_batch:
+        if settle:
+          checkpointers[-1].wait()
+        os.kill(os.getpid(), signum)
+      return to_global(batch, mesh)
+    checkpoint.Checkpointer.__init__ = keep
+    parallel.to_global = crash_at
+    config = config_lib.load_config({tiny!r}, **{overrides!r})
+    train.train(config, workdir)
+""")
+
+
+def losses_by_step(workdir):
+  return {row["step"]: row["loss"] for row in metrics.read_metrics(workdir)}
+
+
+def crash(workdir, at_batch, signum, settle=True):
+  script = CRASHING_RUN.format(tiny=TINY, overrides=OVERRIDES)
+  env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": f"{REPO}/.pytest_cache/jax"}
+  args = [str(workdir), str(at_batch), str(signum), str(int(settle))]
+  return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
+                        text=True, timeout=300)
+
+
+def latest_step(workdir):
+  return checkpoint.Checkpointer(str(workdir / "checkpoints")).latest_step()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  last = train.train(config_lib.load_config(TINY, **OVERRIDES), str(workdir))
+  return workdir, last
+
+
+def test_run_writes_every_output(uninterrupted):
+  workdir, last = uninterrupted
+  rows = metrics.read_metrics(workdir)
+  assert [r["step"] for r in rows] == list(range(1, 9))
+  for key in ("loss", "learning_rate", "examples_per_sec", "grad_norm", "data_wait_fraction"):
+    assert all(np.isfinite(r[key]) for r in rows), key
+  assert last["step"] == 8 and last["loss"] == rows[-1]["loss"]
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["total_steps"] == 8 and saved["method"] == "simclr"
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
+  assert checkpoint.Checkpointer(str(workdir / "checkpoints")).all_steps() == [6, 8]
+
+
+@pytest.mark.slow
+def test_evaluate_writes_results_with_baselines(uninterrupted):
+  workdir, _ = uninterrupted
+  results = evaluate.evaluate(str(workdir))
+  for prefix in ("", "random_init_", "raw_pixels_"):
+    for metric in ("knn_top1", "linear_top1"):
+      assert 0.0 <= results[prefix + metric] <= 1.0
+  assert results["step"] == 8 and results["test_examples"] == 1000
+  # Raw MNIST pixels are a strong baseline: kNN on them is far above chance.
+  assert results["raw_pixels_knn_top1"] > 0.85
+  assert json.loads((workdir / "eval_results.json").read_text()) == results
+
+
+@pytest.mark.slow
+def test_sigkill_twice_then_resume_gives_identical_losses(uninterrupted, tmp_path):
+  reference = losses_by_step(uninterrupted[0])
+  # Dies in step 4, while checkpoint 3 may still be being written: it counts only if complete.
+  killed = crash(tmp_path, at_batch=4, signum=9, settle=False)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  resumed_from = latest_step(tmp_path) or 0
+  assert resumed_from in (0, 3)
+  # Resumes, saves 6 and dies in step 7.
+  killed = crash(tmp_path, at_batch=7 - resumed_from, signum=9)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  assert latest_step(tmp_path) == 6
+  train.train(config_lib.load_config(TINY, **OVERRIDES), str(tmp_path))
+  assert losses_by_step(tmp_path) == reference
+
+
+@pytest.mark.slow
+def test_sigterm_saves_exits_cleanly_and_resumes_exactly(uninterrupted, tmp_path):
+  reference = losses_by_step(uninterrupted[0])
+  stopped = crash(tmp_path, at_batch=5, signum=15)
+  assert stopped.returncode == 0, stopped.stderr[-2000:]
+  assert latest_step(tmp_path) == 5
+  train.train(config_lib.load_config(TINY, **OVERRIDES), str(tmp_path))
+  assert losses_by_step(tmp_path) == reference
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+  config = config_lib.load_config(TINY, **OVERRIDES)
+  config.optimizer.learning_rate = float("inf")
+  with pytest.raises(FloatingPointError, match=r"loss is nan at step \d+; stopped"):
+    train.train(config, str(tmp_path))
+  steps = checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
+  assert all(s < 3 for s in steps)
