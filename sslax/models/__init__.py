@@ -1,0 +1,41 @@
+"""Encoders and heads (flax.linen), and `make_encoder` to build an encoder from a config."""
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from sslax.models.cnn import SmallCNN
+from sslax.models.heads import MLPHead
+from sslax.models.resnet import (BasicBlock, BottleneckBlock, ResNet, make_resnet, resnet18,
+                                 resnet34, resnet50)
+
+__all__ = ["ENCODER_NAMES", "BasicBlock", "BottleneckBlock", "MLPHead", "ResNet", "SmallCNN",
+           "make_encoder", "make_resnet", "resnet18", "resnet34", "resnet50"]
+
+ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "small_cnn")
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
+  """Encoder from a dict or ConfigDict: `name` (one of ENCODER_NAMES), optional `dtype`.
+
+  `dtype` is the compute dtype, "float32" (default) or "bfloat16"; parameters stay float32.
+  ResNets read `width` (64) and `cifar_stem` (False); small_cnn reads `widths` and
+  `convs_per_stage`. Fields meant for the other encoder family are ignored, so one config can
+  switch encoders by overriding only `name`.
+  """
+  name = cfg["name"]
+  dtype_name = cfg.get("dtype", "float32")
+  if dtype_name not in _DTYPES:
+    raise ValueError(f"Unknown dtype {dtype_name!r}; valid dtypes: {', '.join(_DTYPES)}")
+  dtype = _DTYPES[dtype_name]
+  if name == "small_cnn":
+    kwargs = {"dtype": dtype, "convs_per_stage": int(cfg.get("convs_per_stage", 1))}
+    if cfg.get("widths") is not None:
+      kwargs["widths"] = tuple(int(w) for w in cfg["widths"])
+    return SmallCNN(**kwargs)
+  if name in ENCODER_NAMES:
+    return make_resnet(int(name.removeprefix("resnet")), width=int(cfg.get("width", 64)),
+                       cifar_stem=bool(cfg.get("cifar_stem", False)), dtype=dtype)
+  raise ValueError(f"Unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")
