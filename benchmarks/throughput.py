@@ -1,0 +1,90 @@
+"""Train-step throughput of a method on random data, the real jitted step included.
+
+  python benchmarks/throughput.py --method=simclr --backbone=resnet18 --image-size=32 --batch=256
+
+Prints one JSON line: examples_per_sec (an example is one image with all its views),
+step_time_ms (median of the timed steps), compile_s (first call, compilation included), params.
+"""
+import argparse
+import json
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from sslax import optim, parallel, state as state_lib
+from sslax.methods import get_method
+from sslax.step import make_train_step
+
+BACKBONES = {
+    "resnet18": dict(name="resnet18", cifar_stem=True),
+    "resnet50": dict(name="resnet50", cifar_stem=True),
+    "small_cnn": dict(name="small_cnn", widths=(32, 64, 128, 256)),
+}
+
+
+def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.method = args.method
+  c.seed, c.batch_size, c.total_steps = 0, args.batch, 1000
+  c.log_every_steps = c.checkpoint_every_steps = 1000
+  c.data = dict(augment=dict(size=args.image_size))
+  c.model = dict(encoder={**BACKBONES[args.backbone], "dtype": args.dtype},
+                 projector=dict(hidden_dims=(2048,), out_dim=128))
+  c.simclr = dict(temperature=0.2)
+  c.optimizer = dict(name=args.optimizer, learning_rate=1e-3, weight_decay=1e-4, warmup_steps=10)
+  return ml_collections.ConfigDict(c)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--method", default="simclr")
+  parser.add_argument("--backbone", default="resnet18", choices=sorted(BACKBONES))
+  parser.add_argument("--image-size", type=int, default=32)
+  parser.add_argument("--channels", type=int, default=3)
+  parser.add_argument("--batch", type=int, default=256)
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
+  parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+  args = parser.parse_args()
+
+  config = benchmark_config(args)
+  method = get_method(config)
+  mesh = parallel.make_mesh({"data": -1})
+  rng = np.random.default_rng(0)
+  shape = (args.batch, args.image_size, args.image_size, args.channels)
+  host_batch = {"views": tuple(rng.normal(size=shape).astype(np.float32)
+                               for _ in method.views())}
+  sample = jax.tree.map(lambda x: x[:2], host_batch)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
+  state = state_lib.create_state(method, tx, sample, 0, shardings)
+  params = sum(x.size for x in jax.tree.leaves(state["params"]))
+  step = make_train_step(method, tx, schedule, mesh, shardings)
+  batch = parallel.to_global(host_batch, mesh)
+
+  start = time.perf_counter()
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  for _ in range(args.warmup):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(args.steps):
+    start = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  step_time = float(np.median(times))
+  print(json.dumps({
+      "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
+      "batch": args.batch, "dtype": args.dtype, "devices": jax.device_count(),
+      "platform": jax.devices()[0].platform, "examples_per_sec": args.batch / step_time,
+      "step_time_ms": 1000 * step_time, "compile_s": compile_s, "params": int(params)}))
+
+
+if __name__ == "__main__":
+  main()
