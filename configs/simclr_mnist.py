@@ -5,23 +5,31 @@
 
 Data: 4,000 unlabelled MNIST digits for pretraining; kNN and linear probe trained on the same
 4,000 with labels, tested on 1,000 held-out digits (see sslax/data/sources.py).
-Hardware and result: filled in from the measured run, see RESULTS below.
+
+Measured on the 2-core AMD EPYC CPU machine (no accelerator), 1,000 steps of batch 128 (32 epochs):
+training 6.0 min wall (about 380 examples/s), evaluation 0.4 min.
+  pretrained encoder   kNN 0.935  linear 0.965
+  random-init encoder  kNN 0.745  linear 0.766
+  raw pixels           kNN 0.948  linear 0.859
+The same run with temperature 0.1 gave kNN 0.932 / linear 0.960.
+
+Why the sizes: on this CPU, XLA's convolutions are slow and memory-bound (the weight gradient of
+a 3x3 conv runs at a few GFLOP/s), so a narrow CNN at batch 128 trains 2.5x more epochs in the
+same time than 32-64-128-256 channels at batch 256, and that matters more than width here.
 
 Variants: `:tiny` shrinks everything for tests (`--config=configs/simclr_mnist.py:tiny`).
 """
 import ml_collections
-
-RESULTS = "to be measured"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = "simclr"
   c.seed = 0
-  c.batch_size = 256
-  c.total_steps = 1500
+  c.batch_size = 128
+  c.total_steps = 1000
   c.log_every_steps = 50
-  c.checkpoint_every_steps = 500
+  c.checkpoint_every_steps = 250
   c.keep_checkpoints = 2
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()  # Replicated parameters: the model is tiny.
@@ -38,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       noise_p=0.3, noise_std=0.1, mean=(0.1307,), std=(0.3081,))
 
   c.model = ml_collections.ConfigDict()
-  c.model.encoder = dict(name="small_cnn", widths=(32, 64, 128, 256), convs_per_stage=1,
+  c.model.encoder = dict(name="small_cnn", widths=(16, 32, 64, 128), convs_per_stage=1,
                          dtype="float32")
   c.model.projector = dict(hidden_dims=(512,), out_dim=128)
   c.simclr = dict(temperature=0.2)
