@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import jax
-import numpy as np
 
 
 class MetricWriter:
@@ -60,8 +59,8 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
-  value = np.asarray(value).item() if hasattr(value, "shape") or isinstance(value, np.generic) \
-      else value
+  """A JSON-safe Python scalar (NaN and Inf as strings, which JSON cannot hold)."""
+  value = value.item() if hasattr(value, "item") else value
   if isinstance(value, float) and not math.isfinite(value):
     return str(value)
   return value
