@@ -28,7 +28,10 @@ class ConfigError(ValueError):
 
 
 def _one_line(error: BaseException) -> str:
-  text = str(error).replace("\\n", " ").replace("\n", " ")
+  text = str(error).replace("\\n", "\n")
+  if "Traceback (most recent call last)" in text:  # A get_config() that raised: keep its error.
+    text = f"{text.split(':', 1)[0]}: {text.strip().splitlines()[-1].strip()}"
+  text = text.replace("\n", " ")
   text = re.sub(r"[\\'\"]+", "'", text).strip("' ")
   missing = re.fullmatch(r"'?(\w+)'?(?: Did you mean '(\w+)' instead of '\w+'\?)?", text)
   if isinstance(error, AttributeError) and missing:
@@ -50,14 +53,17 @@ def config_from_flags() -> ml_collections.ConfigDict:
   """The parsed --config, validated; exits with one line if the file could not be loaded."""
   if flags.FLAGS["config"].present == 0:
     sys.exit("sslax: --config=configs/<file>.py[:arg] is required")
+  config = _CONFIG.value
+  # ml_collections wraps a file that failed to load in an object that holds the error.
+  load_error = None if isinstance(config, ml_collections.ConfigDict) else getattr(
+      config, "_error", None)
+  if load_error is not None:
+    sys.exit(f"sslax: could not load --config={flags.FLAGS['config'].config_filename}: "
+             f"{_one_line(load_error)}")
   try:
-    config = _CONFIG.value
     validate(config)
   except ConfigError as e:
     sys.exit(f"sslax: bad config: {e}")
-  except Exception as e:  # ml_collections defers file errors to first access.  # noqa: BLE001
-    sys.exit(f"sslax: could not load --config={flags.FLAGS['config'].config_filename}: "
-             f"{_one_line(e)}")
   return config
 
 

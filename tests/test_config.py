@@ -31,6 +31,10 @@ def test_bad_value_and_missing_file_are_one_line(tmp_path):
   missing = run_train("--config=configs/nope.py", tmp_path=tmp_path)
   assert missing.returncode != 0 and "Traceback" not in missing.stderr
   assert "could not load --config=configs/nope.py" in missing.stderr.strip().splitlines()[-1]
+  variant = run_train("--config=configs/simclr_mnist.py:huge", tmp_path=tmp_path)
+  assert variant.returncode != 0 and "Traceback" not in variant.stderr
+  assert variant.stderr.strip().splitlines()[-1].endswith(
+      "ValueError: unknown variant 'huge'; use configs/simclr_mnist.py or :tiny")
 
 
 def test_overrides_apply_end_to_end(tmp_path):
