@@ -64,3 +64,15 @@ def test_state_is_laid_out_on_its_shardings():
   assert kernel.addressable_shards[0].data.size * 4 == kernel.size
   encoder_leaf = jax.tree.leaves(state["params"]["encoder"])[0]
   assert encoder_leaf.sharding.is_fully_replicated
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_a_float32_loss():
+  config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny", total_steps=2)
+  config.model.encoder.dtype = "bfloat16"
+  losses, params, stats = run_steps(config, jax.devices()[:1], num_steps=2)
+  assert np.all(np.isfinite(losses))
+  assert {x.dtype for x in jax.tree.leaves(params) + jax.tree.leaves(stats)} == {np.dtype("float32")}
+  f32_losses, _, _ = run_steps(config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny"),
+                               jax.devices()[:1], num_steps=2)
+  np.testing.assert_allclose(losses, f32_losses, rtol=0.05)  # Same model, rounded activations.
+  assert not np.array_equal(losses, f32_losses)
