@@ -44,7 +44,7 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) -> float:
+def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) -> None:
   loss = float(metrics["loss"])
   if not np.isfinite(loss):
     kept = f"step {last_saved}" if last_saved is not None else "none yet"
@@ -52,7 +52,6 @@ def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) ->
         f"loss is {loss} at step {step}; stopped without saving this state (last good "
         f"checkpoint: {kept}). Lower optimizer.learning_rate, set optimizer.grad_clip_norm, "
         "or check the input data.")
-  return loss
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
