@@ -7,6 +7,7 @@ runs kNN (cosine, k=20, T=0.07, weighted vote) and a linear probe on them. The s
 on a randomly initialised encoder of the same architecture (the run's own initial weights) and on
 raw pixels, so every number comes with the two numbers it has to beat.
 """
+import functools
 import json
 import os
 import sys
@@ -37,12 +38,13 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return config_lib.from_dict(json.load(f))
 
 
-def extract_features(method, params, model_state, images: np.ndarray, batch_size: int,
-                     mesh) -> np.ndarray:
-  """Encoder features of `images` in fixed-size, sharded chunks (one compiled shape)."""
+def extract_features(method, params, model_state, images: np.ndarray, batch_size: int, mesh,
+                     level: str = "encoder") -> np.ndarray:
+  """Features of `images` at `level` in fixed-size, sharded chunks (one compiled shape)."""
   step = parallel.batch_divisor(mesh)
   batch_size = -(-batch_size // step) * step
-  fn = jax.jit(method.features, out_shardings=parallel.replicated(mesh))
+  fn = jax.jit(functools.partial(method.features, level=level),
+               out_shardings=parallel.replicated(mesh))
   out = []
   for i in range(0, len(images), batch_size):
     chunk = images[i:i + batch_size]
@@ -90,18 +92,22 @@ def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
   num_classes = int(max(train_y.max(), test_y.max())) + 1
 
   results: dict[str, Any] = {"step": int(step), "train_examples": len(train_y),
-                             "test_examples": len(test_y), "protocol": cfg}
-  feature_sets = {
-      "": lambda x: extract_features(method, trained["params"], trained["model_state"], x,
-                                     cfg["batch_size"], mesh),
-      "random_init_": lambda x: extract_features(method, initial["params"],
-                                                 initial["model_state"], x, cfg["batch_size"],
-                                                 mesh),
-      "raw_pixels_": lambda x: x.reshape(len(x), -1),
-  }
-  for prefix, features in feature_sets.items():
+                             "test_examples": len(test_y), "protocol": cfg,
+                             "head_levels": list(method.feature_levels[1:])}
+  encoders = {"": trained, "random_init_": initial}
+  for prefix, state in encoders.items():
+    features = functools.partial(extract_features, method, state["params"], state["model_state"],
+                                 batch_size=cfg["batch_size"], mesh=mesh)
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
+    # Heads above the encoder (SimCLR's projector) get kNN too: where the pretext loss acts.
+    for level in method.feature_levels[1:]:
+      results[f"{prefix}{level}_knn_top1"] = float(knn.knn_top1(
+          features(train_x, level=level), train_y, features(test_x, level=level), test_y,
+          num_classes, k=cfg["knn_k"], temperature=cfg["knn_temperature"]))
+  scores = protocol(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1),
+                    test_y, num_classes, cfg)
+  results.update({"raw_pixels_" + k: v for k, v in scores.items()})
 
   with open(os.path.join(workdir, "eval_results.json"), "w") as f:
     json.dump(results, f, indent=2)
@@ -117,6 +123,9 @@ def results_table(results: dict[str, Any]) -> str:
            "| features | kNN top-1 | linear top-1 |", "|---|---|---|"]
   lines += [f"| {name} | {results[p + 'knn_top1']:.4f} | {results[p + 'linear_top1']:.4f} |"
             for name, p in rows]
+  for level in results["head_levels"]:
+    lines += [f"| {name} {level} (kNN only) | {results[f'{p}{level}_knn_top1']:.4f} | |"
+              for name, p in (("pretrained", ""), ("random-init", "random_init_"))]
   return "\n".join(lines)
 
 

@@ -85,6 +85,9 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   for prefix in ("", "random_init_", "raw_pixels_"):
     for metric in ("knn_top1", "linear_top1"):
       assert 0.0 <= results[prefix + metric] <= 1.0
+  assert results["head_levels"] == ["projector"]
+  assert 0.0 <= results["projector_knn_top1"] <= 1.0
+  assert 0.0 <= results["random_init_projector_knn_top1"] <= 1.0
   assert results["step"] == 8 and results["test_examples"] == 1000
   # Raw MNIST pixels are a strong baseline: kNN on them is far above chance.
   assert results["raw_pixels_knn_top1"] > 0.85

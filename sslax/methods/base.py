@@ -30,8 +30,12 @@ class PretextMethod(Protocol):
   def update_extra(self, params: Any, extra: Any, step: jax.Array) -> Any:
     """Extras that follow the parameters after each update (EMA teachers); identity if none."""
 
-  def features(self, params: Any, model_state: Any, images: jax.Array) -> jax.Array:
-    """Encoder features `[batch, dim]` in inference mode, what evaluation measures."""
+  feature_levels: tuple[str, ...]
+  """Levels `features` can return; the first, "encoder", is what evaluation measures."""
+
+  def features(self, params: Any, model_state: Any, images: jax.Array,
+               level: str = "encoder") -> jax.Array:
+    """Features `[batch, dim]` in inference mode at `level` (e.g. "encoder", "projector")."""
 
 
 def split_variables(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -57,7 +57,12 @@ class Method:
     del params, step
     return extra
 
-  def features(self, params, model_state, images):
+  feature_levels = ("encoder", "projector")
+
+  def features(self, params, model_state, images, level="encoder"):
     feats, _ = apply_module(self.encoder, params["encoder"], model_state["encoder"], images,
                             train=False)
+    if level == "projector":
+      feats, _ = apply_module(self.projector, params["projector"], model_state["projector"],
+                              feats, train=False)
     return feats.astype(jnp.float32)
