@@ -1,6 +1,6 @@
 # Two commands for a fresh machine with Python >= 3.11:
 #   make train   set up .venv, pretrain on the embedded data into $(WORKDIR), evaluate, print results
-#   make test    set up .venv, run the whole test suite
+#   make test    set up .venv, lint (ruff), run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 WORKDIR ?= runs/default
@@ -25,4 +25,5 @@ evaluate: setup
 	$(PY) -m sslax.evaluate --workdir=$(WORKDIR)
 
 test: setup
+	$(VENV)/bin/ruff check sslax tests benchmarks configs
 	$(PY) -m pytest -q

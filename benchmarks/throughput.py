@@ -14,7 +14,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from sslax import optim, parallel, state as state_lib
+from sslax import optim, parallel
+from sslax import state as state_lib
 from sslax.methods import get_method
 from sslax.step import make_train_step
 

@@ -18,7 +18,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from sslax import checkpoint, config as config_lib, optim, parallel
+from sslax import checkpoint, optim, parallel
+from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax.data import pipeline, sources
 from sslax.evals import knn, linear

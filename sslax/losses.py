@@ -32,6 +32,6 @@ def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
 
 
 def contrastive_top1(z_a: jax.Array, z_b: jax.Array) -> jax.Array:
-  """Fraction of anchors in z_a whose most similar row of z_b is its own positive (pretext metric)."""
+  """Fraction of rows of z_a whose most similar row of z_b is their positive (a pretext metric)."""
   sim = l2_normalize(z_a.astype(jnp.float32)) @ l2_normalize(z_b.astype(jnp.float32)).T
   return jnp.mean(jnp.argmax(sim, axis=1) == jnp.arange(z_a.shape[0]))

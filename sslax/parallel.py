@@ -12,7 +12,8 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
@@ -24,15 +25,16 @@ def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
   if unknown:
     raise ValueError(f"unknown mesh axes {sorted(unknown)}; valid axes are {AXES}")
   shape = [int(sizes.get(name, 1)) for name in AXES]
+  named = dict(zip(AXES, shape, strict=True))
   if shape.count(-1) > 1:
-    raise ValueError(f"at most one mesh axis may be -1, got {dict(zip(AXES, shape))}")
+    raise ValueError(f"at most one mesh axis may be -1, got {named}")
   known = math.prod(s for s in shape if s != -1)
   if -1 in shape:
     if num_devices % known:
-      raise ValueError(f"mesh {dict(zip(AXES, shape))} does not divide {num_devices} devices")
+      raise ValueError(f"mesh {named} does not divide {num_devices} devices")
     shape[shape.index(-1)] = num_devices // known
   if math.prod(shape) != num_devices:
-    raise ValueError(f"mesh {dict(zip(AXES, shape))} needs {math.prod(shape)} devices, "
+    raise ValueError(f"mesh {named} needs {math.prod(shape)} devices, "
                      f"but {num_devices} are present; set one axis to -1")
   return tuple(shape)
 
@@ -61,9 +63,10 @@ def check_batch_size(global_batch: int, mesh: Mesh) -> None:
   """Raises a one-line error when the global batch cannot be split over devices and hosts."""
   divisor = math.lcm(batch_divisor(mesh), jax.process_count())
   if global_batch % divisor:
+    suggestion = max(divisor, global_batch // divisor * divisor)
     raise ValueError(f"batch_size={global_batch} must be a multiple of {divisor} "
                      f"(data x fsdp = {batch_divisor(mesh)} devices, {jax.process_count()} "
-                     f"processes); try batch_size={max(divisor, global_batch // divisor * divisor)}")
+                     f"processes); try batch_size={suggestion}")
 
 
 def to_global(local_batch: Any, mesh: Mesh) -> Any:

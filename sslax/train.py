@@ -15,14 +15,15 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
-from sslax import checkpoint, config as config_lib, metrics as metrics_lib, optim, parallel
+from sslax import checkpoint, optim, parallel
+from sslax import config as config_lib
+from sslax import metrics as metrics_lib
 from sslax import state as state_lib
 from sslax.data import pipeline, sources
 from sslax.methods import get_method
 from sslax.step import make_train_step
-
 
 
 class _Preemption:

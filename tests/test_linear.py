@@ -49,7 +49,9 @@ def test_memorises_random_labels_despite_a_constant_feature():
   rng = np.random.default_rng(2)
   # 10 x 64 weights fit any labelling of 100 random points in practice; test labels are noise.
   # The constant last feature has std 0: without the std floor it would turn into NaNs.
-  features = lambda n: np.concatenate([rng.normal(size=(n, 63)), np.full((n, 1), 3.0)], axis=1)
+  def features(n):
+    return np.concatenate([rng.normal(size=(n, 63)), np.full((n, 1), 3.0)], axis=1)
+
   train_x, test_x = features(100), features(200)
   train_y, test_y = rng.integers(0, NUM_CLASSES, 100), rng.integers(0, NUM_CLASSES, 200)
   result = linear.linear_probe(train_x, train_y, test_x, test_y, NUM_CLASSES, steps=STEPS,

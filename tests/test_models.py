@@ -15,8 +15,19 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from sslax.models import (ENCODER_NAMES, BasicBlock, BottleneckBlock, MLPHead, ResNet, SmallCNN,
-                          make_encoder, make_resnet, resnet18, resnet34, resnet50)
+from sslax.models import (
+  ENCODER_NAMES,
+  BasicBlock,
+  BottleneckBlock,
+  MLPHead,
+  ResNet,
+  SmallCNN,
+  make_encoder,
+  make_resnet,
+  resnet18,
+  resnet34,
+  resnet50,
+)
 
 # Two stages of one basic block each: an identity block and a projection block.
 TINY_RESNET = ResNet(stage_sizes=(1, 1), block="basic", width=4, cifar_stem=True)
@@ -94,7 +105,7 @@ def test_resnet_stage_resolutions(model, size, spatial):
     partial(model.apply, train=False, capture_intermediates=True, mutable=["intermediates"]),
     variables, jnp.zeros(shape))
   expansion = 4 if model.block == "bottleneck" else 1
-  for i, (size_i, n) in enumerate(zip(spatial, model.stage_sizes), start=1):
+  for i, (size_i, n) in enumerate(zip(spatial, model.stage_sizes, strict=True), start=1):
     out = state["intermediates"][f"stage{i}_block{n - 1}"]["__call__"][0]
     assert out.shape == (1, size_i, size_i, 64 * 2 ** (i - 1) * expansion)
 

@@ -29,7 +29,8 @@ def test_batch_scaling_of_the_peak():
 
 
 def test_weight_decay_skips_biases_and_norm_parameters():
-  params = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)}, "bn": {"scale": jnp.ones(2)}}
+  params = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
+            "bn": {"scale": jnp.ones(2)}}
   assert optim.decay_mask(params) == {"dense": {"kernel": True, "bias": False},
                                       "bn": {"scale": False}}
   # With zero gradients, only decay moves parameters: the kernel shrinks, the rest stays.
@@ -48,7 +49,10 @@ def test_each_optimizer_reduces_a_quadratic(name):
                                total_steps=200, batch_size=256)
   params = {"w": jnp.full((4, 4), 3.0)}
   state = tx.init(params)
-  loss = lambda p: jnp.sum(p["w"] ** 2)
+
+  def loss(p):
+    return jnp.sum(p["w"] ** 2)
+
   for _ in range(50):
     updates, state = tx.update(jax.grad(loss)(params), state, params)
     params = optax.apply_updates(params, updates)

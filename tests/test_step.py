@@ -3,7 +3,9 @@ import jax
 import numpy as np
 import pytest
 
-from sslax import config as config_lib, optim, parallel, state as state_lib
+from sslax import config as config_lib
+from sslax import optim, parallel
+from sslax import state as state_lib
 from sslax.data import pipeline, sources
 from sslax.methods import get_method
 from sslax.step import make_train_step
@@ -42,7 +44,7 @@ def test_eight_devices_match_one_device(encoder):
   assert np.all(np.isfinite(one_loss)) and one_loss[0] != one_loss[-1]
   np.testing.assert_allclose(eight_loss, one_loss, rtol=2e-5)
   for a, b in zip(jax.tree.leaves(one_params) + jax.tree.leaves(one_stats),
-                  jax.tree.leaves(eight_params) + jax.tree.leaves(eight_stats)):
+                  jax.tree.leaves(eight_params) + jax.tree.leaves(eight_stats), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
@@ -71,7 +73,8 @@ def test_bfloat16_compute_keeps_float32_parameters_and_a_float32_loss():
   config.model.encoder.dtype = "bfloat16"
   losses, params, stats = run_steps(config, jax.devices()[:1], num_steps=2)
   assert np.all(np.isfinite(losses))
-  assert {x.dtype for x in jax.tree.leaves(params) + jax.tree.leaves(stats)} == {np.dtype("float32")}
+  dtypes = {x.dtype for x in jax.tree.leaves(params) + jax.tree.leaves(stats)}
+  assert dtypes == {np.dtype("float32")}
   f32_losses, _, _ = run_steps(config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny"),
                                jax.devices()[:1], num_steps=2)
   np.testing.assert_allclose(losses, f32_losses, rtol=0.05)  # Same model, rounded activations.

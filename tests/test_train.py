@@ -8,7 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from sslax import checkpoint, config as config_lib, evaluate, metrics, train
+from sslax import checkpoint, evaluate, metrics, train
+from sslax import config as config_lib
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 TINY = f"{REPO}/configs/simclr_mnist.py:tiny"

@@ -5,8 +5,8 @@ similar training samples vote for their label with weight exp(sim / T); the pred
 the class with the largest summed vote. The test set is processed in fixed-size chunks
 (the last one padded) so memory stays bounded at [batch_size, N] and one shape compiles.
 """
-from collections.abc import Sequence
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

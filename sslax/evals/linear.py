@@ -4,8 +4,8 @@ The whole optimisation (adamw, full-batch or seeded minibatches) is one jitted
 `jax.lax.scan`, vmapped over learning rates so a learning-rate grid trains as one program.
 Results carry their protocol (steps, learning rate, weight decay, batch size) with them.
 """
-from collections.abc import Sequence
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -156,5 +156,5 @@ def linear_probe_grid(train_x, train_y, test_x, test_y, num_classes: int, *,
   result = linear_probe(train_x, train_y, test_x, test_y, num_classes, steps=steps,
                         learning_rate=best, weight_decay=weight_decay, batch_size=batch_size,
                         seed=seed)
-  return {**result, "val_top1": dict(zip(learning_rates, val_top1)),
+  return {**result, "val_top1": dict(zip(learning_rates, val_top1, strict=True)),
           "val_fraction": val_fraction}

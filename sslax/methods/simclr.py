@@ -1,4 +1,5 @@
-"""SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations").
+"""SimCLR: Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations".
 
 Two augmented views of every image go through one encoder and an MLP projection head; NT-Xent
 pulls the two projections of an image together against every other projection of the global batch.

@@ -7,8 +7,15 @@ import jax.numpy as jnp
 
 from sslax.models.cnn import SmallCNN
 from sslax.models.heads import MLPHead
-from sslax.models.resnet import (BasicBlock, BottleneckBlock, ResNet, make_resnet, resnet18,
-                                 resnet34, resnet50)
+from sslax.models.resnet import (
+  BasicBlock,
+  BottleneckBlock,
+  ResNet,
+  make_resnet,
+  resnet18,
+  resnet34,
+  resnet50,
+)
 
 __all__ = ["ENCODER_NAMES", "BasicBlock", "BottleneckBlock", "MLPHead", "ResNet", "SmallCNN",
            "make_encoder", "make_resnet", "resnet18", "resnet34", "resnet50"]
