@@ -32,7 +32,8 @@ def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   c.seed, c.batch_size, c.total_steps = 0, args.batch, 1000
   c.log_every_steps = c.checkpoint_every_steps = 1000
   c.data = dict(augment=dict(size=args.image_size))
-  c.model = dict(encoder={**BACKBONES[args.backbone], "dtype": args.dtype},
+  c.model = dict(encoder={**BACKBONES[args.backbone], "dtype": args.dtype,
+                          "conv_weight_grad": args.conv_weight_grad},
                  projector=dict(hidden_dims=(2048,), out_dim=128))
   c.simclr = dict(temperature=0.2)
   c.optimizer = dict(name=args.optimizer, learning_rate=1e-3, weight_decay=1e-4, warmup_steps=10)
@@ -48,6 +49,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
+  parser.add_argument("--conv-weight-grad", default="xla", choices=("xla", "matmul"))
   parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   args = parser.parse_args()
@@ -86,7 +88,8 @@ def main() -> None:
   step_time = float(np.median(times))
   print(json.dumps({
       "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
-      "batch": args.batch, "dtype": args.dtype, "devices": jax.device_count(),
+      "batch": args.batch, "dtype": args.dtype, "conv_weight_grad": args.conv_weight_grad,
+      "devices": jax.device_count(),
       "platform": jax.devices()[0].platform, "examples_per_sec": args.batch / step_time,
       "step_time_ms": 1000 * step_time, "compile_s": compile_s, "params": int(params)}))
 

@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="small_cnn", widths=(16, 32, 64, 128), convs_per_stage=1,
-                         dtype="float32")
+                         dtype="float32", conv_weight_grad="xla")
   c.model.projector = dict(hidden_dims=(512,), out_dim=128)
   c.simclr = dict(temperature=0.2)
 

@@ -29,7 +29,8 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
 
   `dtype` is the compute dtype, "float32" (default) or "bfloat16"; parameters stay float32.
   ResNets read `width` (64) and `cifar_stem` (False); small_cnn reads `widths` and
-  `convs_per_stage`. Fields meant for the other encoder family are ignored, so one config can
+  `convs_per_stage`; both read `conv_weight_grad` ("xla", or "matmul" for a faster weight
+  gradient on CPU, see sslax/models/conv.py). Fields meant for the other encoder family are ignored, so one config can
   switch encoders by overriding only `name`.
   """
   name = cfg["name"]
@@ -37,12 +38,15 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
   if dtype_name not in _DTYPES:
     raise ValueError(f"Unknown dtype {dtype_name!r}; valid dtypes: {', '.join(_DTYPES)}")
   dtype = _DTYPES[dtype_name]
+  conv_weight_grad = cfg.get("conv_weight_grad", "xla")
   if name == "small_cnn":
-    kwargs = {"dtype": dtype, "convs_per_stage": int(cfg.get("convs_per_stage", 1))}
+    kwargs = {"dtype": dtype, "convs_per_stage": int(cfg.get("convs_per_stage", 1)),
+              "conv_weight_grad": conv_weight_grad}
     if cfg.get("widths") is not None:
       kwargs["widths"] = tuple(int(w) for w in cfg["widths"])
     return SmallCNN(**kwargs)
   if name in ENCODER_NAMES:
     return make_resnet(int(name.removeprefix("resnet")), width=int(cfg.get("width", 64)),
-                       cifar_stem=bool(cfg.get("cifar_stem", False)), dtype=dtype)
+                       cifar_stem=bool(cfg.get("cifar_stem", False)), dtype=dtype,
+                       conv_weight_grad=conv_weight_grad)
   raise ValueError(f"Unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")

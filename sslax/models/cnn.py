@@ -21,6 +21,7 @@ class SmallCNN(nn.Module):
   convs_per_stage: int = 1
   dtype: Dtype = jnp.float32
   bn_momentum: float = 0.9
+  conv_weight_grad: str = "xla"
 
   @property
   def num_features(self) -> int:
@@ -28,7 +29,7 @@ class SmallCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train)
+    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train, self.conv_weight_grad)
     for s, width in enumerate(self.widths, start=1):
       for c in range(self.convs_per_stage):
         strides = 2 if s > 1 and c == 0 else 1

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Array, Dtype
 
+from sslax.models.conv import MatmulGradConv
+
 
 def he_normal_fan_out(key: Array, shape: Sequence[int], dtype: Dtype = jnp.float32) -> Array:
   """He-normal conv init, std sqrt(2 / fan_out) with fan_out = kh * kw * out (as torchvision).
@@ -27,7 +29,12 @@ def he_normal_fan_out(key: Array, shape: Sequence[int], dtype: Dtype = jnp.float
   return (std * jax.random.normal(key, (math.prod(shape),), dtype)).reshape(shape)
 
 
-def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool) -> tuple[Callable, Callable]:
+# "xla": flax's nn.Conv; "matmul": the same conv with a matmul weight gradient (fast on XLA:CPU).
+CONV_WEIGHT_GRADS = {"xla": partial(nn.Conv, use_bias=False), "matmul": MatmulGradConv}
+
+
+def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool,
+                conv_weight_grad: str = "xla") -> tuple[Callable, Callable]:
   """Layer factories shared by the encoders: bias-free He-init conv and BatchNorm.
 
   Convs have no bias because a BatchNorm follows each one. Parameters are float32 and computation
@@ -35,7 +42,10 @@ def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool) -> tuple[Callable
   no `axis_name`: under `jax.jit` over a batch-sharded global array its mean over axis 0 already
   is the global-batch mean (GSPMD inserts the cross-device reduction).
   """
-  conv = partial(nn.Conv, use_bias=False, kernel_init=he_normal_fan_out, dtype=dtype,
+  if conv_weight_grad not in CONV_WEIGHT_GRADS:
+    raise ValueError(f"conv_weight_grad must be one of {sorted(CONV_WEIGHT_GRADS)}, "
+                     f"got {conv_weight_grad!r}")
+  conv = partial(CONV_WEIGHT_GRADS[conv_weight_grad], kernel_init=he_normal_fan_out, dtype=dtype,
                  param_dtype=jnp.float32)
   norm = partial(nn.BatchNorm, use_running_average=not train, momentum=bn_momentum, epsilon=1e-5,
                  dtype=dtype, param_dtype=jnp.float32)
@@ -51,10 +61,11 @@ class BasicBlock(nn.Module):
   dtype: Dtype = jnp.float32
   bn_momentum: float = 0.9
   zero_init_residual: bool = True
+  conv_weight_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train)
+    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train, self.conv_weight_grad)
     y = conv(self.features, (3, 3), strides=self.strides, padding=1, name="conv1")(x)
     y = nn.relu(norm(name="bn1")(y))
     y = conv(self.features, (3, 3), padding=1, name="conv2")(y)
@@ -76,10 +87,11 @@ class BottleneckBlock(nn.Module):
   dtype: Dtype = jnp.float32
   bn_momentum: float = 0.9
   zero_init_residual: bool = True
+  conv_weight_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train)
+    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train, self.conv_weight_grad)
     y = conv(self.features, (1, 1), padding=0, name="conv1")(x)
     y = nn.relu(norm(name="bn1")(y))
     y = conv(self.features, (3, 3), strides=self.strides, padding=1, name="conv2")(y)
@@ -119,6 +131,7 @@ class ResNet(nn.Module):
   dtype: Dtype = jnp.float32
   bn_momentum: float = 0.9
   zero_init_residual: bool = True
+  conv_weight_grad: str = "xla"
 
   def __post_init__(self) -> None:
     if self.block not in BLOCKS:
@@ -132,7 +145,7 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train)
+    conv, norm = conv_and_bn(self.dtype, self.bn_momentum, train, self.conv_weight_grad)
     if self.cifar_stem:
       x = conv(self.width, (3, 3), padding=1, name="stem_conv")(x)
     else:
@@ -146,6 +159,7 @@ class ResNet(nn.Module):
         x = block_cls(features=self.width * 2**i, strides=2 if i > 0 and j == 0 else 1,
                       dtype=self.dtype, bn_momentum=self.bn_momentum,
                       zero_init_residual=self.zero_init_residual,
+                      conv_weight_grad=self.conv_weight_grad,
                       name=f"stage{i + 1}_block{j}")(x, train)
     # Pool in float32 (a bf16 sum over 7x7 or 32x32 positions loses precision), return in dtype.
     return jnp.mean(x, axis=(1, 2), dtype=jnp.float32).astype(self.dtype)
