@@ -30,8 +30,8 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
   `dtype` is the compute dtype, "float32" (default) or "bfloat16"; parameters stay float32.
   ResNets read `width` (64) and `cifar_stem` (False); small_cnn reads `widths` and
   `convs_per_stage`; both read `conv_weight_grad` ("xla", or "matmul" for a faster weight
-  gradient on CPU, see sslax/models/conv.py). Fields meant for the other encoder family are ignored, so one config can
-  switch encoders by overriding only `name`.
+  gradient on CPU, see sslax/models/conv.py). Fields meant for the other encoder family are
+  ignored, so one config can switch encoders by overriding only `name`.
   """
   name = cfg["name"]
   dtype_name = cfg.get("dtype", "float32")
