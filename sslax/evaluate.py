@@ -39,13 +39,19 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return config_lib.from_dict(json.load(f))
 
 
+@functools.cache
+def _jitted_features(method, level: str, mesh):
+  """One compiled feature function per (method, level), shared by every call and encoder."""
+  return jax.jit(functools.partial(method.features, level=level),
+                 out_shardings=parallel.replicated(mesh))
+
+
 def extract_features(method, params, model_state, images: np.ndarray, batch_size: int, mesh,
                      level: str = "encoder") -> np.ndarray:
   """Features of `images` at `level` in fixed-size, sharded chunks (one compiled shape)."""
   step = parallel.batch_divisor(mesh)
   batch_size = -(-batch_size // step) * step
-  fn = jax.jit(functools.partial(method.features, level=level),
-               out_shardings=parallel.replicated(mesh))
+  fn = _jitted_features(method, level, mesh)
   out = []
   for i in range(0, len(images), batch_size):
     chunk = images[i:i + batch_size]
