@@ -52,16 +52,23 @@ def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool,
   return conv, norm
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convs plus shortcut: [B, H, W, C] -> [B, H/strides, W/strides, features]."""
-  expansion: ClassVar[int] = 1
-
+class _ResidualBlock(nn.Module):
+  """Fields shared by the residual blocks."""
   features: int
   strides: int = 1
   dtype: Dtype = jnp.float32
   bn_momentum: float = 0.9
   zero_init_residual: bool = True
   conv_weight_grad: str = "xla"
+
+  def last_scale_init(self) -> Callable:
+    """A zero last-BN scale makes the branch output 0: the block starts as relu(shortcut(x))."""
+    return nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
+
+
+class BasicBlock(_ResidualBlock):
+  """Two 3x3 convs plus shortcut: [B, H, W, C] -> [B, H/strides, W/strides, features]."""
+  expansion: ClassVar[int] = 1
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
@@ -69,25 +76,16 @@ class BasicBlock(nn.Module):
     y = conv(self.features, (3, 3), strides=self.strides, padding=1, name="conv1")(x)
     y = nn.relu(norm(name="bn1")(y))
     y = conv(self.features, (3, 3), padding=1, name="conv2")(y)
-    # A zero last-BN scale makes the branch output 0, so the block starts as relu(shortcut(x)).
-    last_scale_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
-    y = norm(scale_init=last_scale_init, name="bn2")(y)
+    y = norm(scale_init=self.last_scale_init(), name="bn2")(y)
     return nn.relu(y + _shortcut(self, x, conv, norm))
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_ResidualBlock):
   """1x1 reduce, 3x3 (strided), 1x1 expand plus shortcut.
 
   [B, H, W, C] -> [B, H/strides, W/strides, 4 * features].
   """
   expansion: ClassVar[int] = 4
-
-  features: int
-  strides: int = 1
-  dtype: Dtype = jnp.float32
-  bn_momentum: float = 0.9
-  zero_init_residual: bool = True
-  conv_weight_grad: str = "xla"
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
@@ -97,12 +95,11 @@ class BottleneckBlock(nn.Module):
     y = conv(self.features, (3, 3), strides=self.strides, padding=1, name="conv2")(y)
     y = nn.relu(norm(name="bn2")(y))
     y = conv(self.features * self.expansion, (1, 1), padding=0, name="conv3")(y)
-    last_scale_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
-    y = norm(scale_init=last_scale_init, name="bn3")(y)
+    y = norm(scale_init=self.last_scale_init(), name="bn3")(y)
     return nn.relu(y + _shortcut(self, x, conv, norm))
 
 
-def _shortcut(block: BasicBlock | BottleneckBlock, x: Array, conv: Callable,
+def _shortcut(block: _ResidualBlock, x: Array, conv: Callable,
               norm: Callable) -> Array:
   """Identity, or a 1x1 conv + BN projection when the block changes resolution or channels."""
   out_features = block.features * block.expansion
