@@ -2,34 +2,15 @@
 import jax
 import numpy as np
 import pytest
+from method_harness import assert_eight_devices_match_one, run_steps
 
 from sslax import config as config_lib
 from sslax import optim, parallel
 from sslax import state as state_lib
 from sslax.data import pipeline, sources
 from sslax.methods import get_method
-from sslax.step import make_train_step
 
 REPO = __file__.rsplit("/tests/", 1)[0]
-
-
-def run_steps(config, devices, num_steps=3):
-  """Losses and final params of `num_steps` steps on a mesh over `devices`."""
-  mesh = parallel.make_mesh({"data": -1}, devices=devices)
-  method = get_method(config)
-  source = sources.make_source(config.data, "pretrain")
-  dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
-  sample = pipeline.sample_batch(source, method.views())
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
-  _, shardings = state_lib.state_shardings(method, tx, sample, config.seed, mesh, ())
-  state = state_lib.create_state(method, tx, sample, config.seed, shardings)
-  step_fn = make_train_step(method, tx, schedule, mesh, shardings)
-  losses = []
-  for i in range(num_steps):
-    batch = parallel.to_global(dataset[i], mesh)
-    state, metrics = step_fn(state, batch)
-    losses.append(float(metrics["loss"]))
-  return np.array(losses), jax.device_get(state["params"]), jax.device_get(state["model_state"])
 
 
 @pytest.mark.parametrize("encoder", [
@@ -39,13 +20,7 @@ def run_steps(config, devices, num_steps=3):
 def test_eight_devices_match_one_device(encoder):
   config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny", total_steps=3)
   config.model.encoder = encoder
-  one_loss, one_params, one_stats = run_steps(config, jax.devices()[:1])
-  eight_loss, eight_params, eight_stats = run_steps(config, jax.devices()[:8])
-  assert np.all(np.isfinite(one_loss)) and one_loss[0] != one_loss[-1]
-  np.testing.assert_allclose(eight_loss, one_loss, rtol=2e-5)
-  for a, b in zip(jax.tree.leaves(one_params) + jax.tree.leaves(one_stats),
-                  jax.tree.leaves(eight_params) + jax.tree.leaves(eight_stats), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  assert_eight_devices_match_one(config)
 
 
 def test_state_is_laid_out_on_its_shardings():
@@ -71,11 +46,11 @@ def test_state_is_laid_out_on_its_shardings():
 def test_bfloat16_compute_keeps_float32_parameters_and_a_float32_loss():
   config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny", total_steps=2)
   config.model.encoder.dtype = "bfloat16"
-  losses, params, stats = run_steps(config, jax.devices()[:1], num_steps=2)
+  losses, params, stats, _ = run_steps(config, jax.devices()[:1], num_steps=2)
   assert np.all(np.isfinite(losses))
   dtypes = {x.dtype for x in jax.tree.leaves(params) + jax.tree.leaves(stats)}
   assert dtypes == {np.dtype("float32")}
-  f32_losses, _, _ = run_steps(config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny"),
+  f32_losses, *_ = run_steps(config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny"),
                                jax.devices()[:1], num_steps=2)
   np.testing.assert_allclose(losses, f32_losses, rtol=0.05)  # Same model, rounded activations.
   assert not np.array_equal(losses, f32_losses)
