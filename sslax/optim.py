@@ -1,12 +1,13 @@
 """The optimizer, assembled from optax parts in one place.
 
 Order of the chain: clip the global gradient norm, then the named optimizer (AdamW, LARS or LAMB)
-with a linear-warmup + cosine learning-rate schedule and weight decay masked off biases and
-normalisation parameters (every array with fewer than two dimensions).
+with a linear-warmup + cosine learning-rate schedule and weight decay (constant or on a cosine
+ramp) masked off biases and normalisation parameters (every array with fewer than two dimensions).
 """
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -26,6 +27,18 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict, total_steps: int,
       end_value=peak * cfg.get("end_lr_fraction", 0.0))
 
 
+def weight_decay_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> Any:
+  """The weight decay: constant, or with `weight_decay_end` a cosine ramp to it (DINO: 0.04 -> 0.4).
+
+  Optax applies it as lr * wd * param, as PyTorch's AdamW does, so a ramp here is DINO's ramp.
+  """
+  start, end = cfg.get("weight_decay", 0.0), cfg.get("weight_decay_end", None)
+  if end is None:
+    return start
+  return lambda step: end + (start - end) * 0.5 * (
+      1.0 + jnp.cos(jnp.pi * jnp.minimum(step / max(total_steps, 1), 1.0)))
+
+
 def decay_mask(params: Any) -> Any:
   """True for weight matrices and kernels, False for biases, norm scales and other vectors."""
   return jax.tree.map(lambda p: p.ndim > 1, params)
@@ -36,7 +49,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
   """Returns (transformation, learning-rate schedule) from `config.optimizer`."""
   schedule = learning_rate_schedule(cfg, total_steps, batch_size)
   name = cfg.name
-  wd = cfg.get("weight_decay", 0.0)
+  wd = weight_decay_schedule(cfg, total_steps)
   if name == "adamw":
     core = optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
                        eps=cfg.get("eps", 1e-8), weight_decay=wd, mask=decay_mask)

@@ -71,3 +71,18 @@ def test_gradient_clipping_bounds_the_update():
 def test_unknown_optimizer_names_the_choices():
   with pytest.raises(ValueError, match="choose adamw, lars or lamb"):
     optim.make_optimizer(cfg(name="sgdw"), 10, 256)
+
+
+def test_weight_decay_ramps_on_a_cosine_and_is_applied_as_lr_times_wd():
+  config = cfg(weight_decay=0.04, weight_decay_end=0.4, warmup_steps=0, learning_rate=0.1)
+  wd = optim.weight_decay_schedule(config, total_steps=100)
+  np.testing.assert_allclose([wd(0), wd(50), wd(100), wd(200)], [0.04, 0.22, 0.4, 0.4],
+                             rtol=1e-6)
+  # With a zero gradient AdamW's step is exactly -lr(step) * wd(step) * param.
+  tx, schedule = optim.make_optimizer(config, total_steps=100, batch_size=256)
+  params = {"w": jnp.full((2, 2), 3.0)}
+  state = tx.init(params)
+  zero = jax.tree.map(jnp.zeros_like, params)
+  for _ in range(51):
+    updates, state = tx.update(zero, state, params)
+  np.testing.assert_allclose(updates["w"], -schedule(50) * wd(50) * 3.0, rtol=1e-5)
