@@ -57,3 +57,139 @@ def test_contrastive_top1():
   z = np.eye(4, dtype=np.float32)
   assert float(losses.contrastive_top1(z, z)) == 1.0
   assert float(losses.contrastive_top1(z, z[[1, 0, 2, 3]])) == 0.5
+
+
+def _normalize(x):
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _log_softmax(x):
+  x = x - x.max(axis=-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def info_nce_reference(q, k, temperature):
+  q, k = _normalize(q.astype(np.float64)), _normalize(k.astype(np.float64))
+  total = 0.0
+  for i in range(len(q)):
+    logits = [q[i] @ k[j] / temperature for j in range(len(k))]
+    total += -(logits[i] - np.log(np.sum(np.exp(logits))))
+  return total / len(q)
+
+
+def dino_reference(student, teacher, center, student_temp, teacher_temp):
+  """DINO's double loop over (teacher view, student view) pairs, skipping equal views."""
+  student, teacher = student.astype(np.float64), teacher.astype(np.float64)
+  total, terms = 0.0, 0
+  for t in range(len(teacher)):
+    q = np.exp(_log_softmax((teacher[t] - center) / teacher_temp))
+    for s in range(len(student)):
+      if s != t:
+        total += np.mean(np.sum(-q * _log_softmax(student[s] / student_temp), axis=-1))
+        terms += 1
+  return total / terms
+
+
+def coding_rate_reference(z, eps):
+  b, d = z.shape
+  z = z.astype(np.float64)
+  return 0.5 * np.linalg.slogdet(np.eye(d) + d / (b * eps) * z.T @ z)[1]
+
+
+def mae_reference(pred, target, mask, norm_pix):
+  pred, target = pred.astype(np.float64), target.astype(np.float64)
+  total, hidden = 0.0, 0
+  for i in range(pred.shape[0]):
+    for j in range(pred.shape[1]):
+      if mask[i, j]:
+        t = target[i, j]
+        if norm_pix:
+          t = (t - t.mean()) / np.sqrt(t.var() + 1e-6)
+        total += np.mean((pred[i, j] - t) ** 2)
+        hidden += 1
+  return total / hidden
+
+
+@pytest.mark.parametrize("batch,dim,temperature", [(4, 3, 0.2), (16, 8, 1.0)])
+def test_info_nce_matches_numpy(batch, dim, temperature):
+  rng = np.random.default_rng(batch)
+  q, k = rng.normal(size=(2, batch, dim)).astype(np.float32)
+  np.testing.assert_allclose(float(losses.info_nce(q, k, temperature)),
+                             info_nce_reference(q, k, temperature), rtol=1e-5)
+
+
+def test_byol_loss_matches_numpy_and_its_bounds():
+  rng = np.random.default_rng(2)
+  p, z = rng.normal(size=(2, 8, 5)).astype(np.float32)
+  cos = np.sum(_normalize(p) * _normalize(z), axis=-1)
+  np.testing.assert_allclose(float(losses.byol_loss(p, z)), np.mean(2 - 2 * cos), rtol=1e-5)
+  assert abs(float(losses.byol_loss(p, 3 * p))) < 1e-6
+  np.testing.assert_allclose(float(losses.byol_loss(p, -p)), 4.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_student,n_teacher", [(2, 2), (6, 2)])
+def test_dino_loss_matches_numpy(n_student, n_teacher):
+  rng = np.random.default_rng(n_student)
+  student = rng.normal(size=(n_student, 4, 10)).astype(np.float32)
+  teacher = rng.normal(size=(n_teacher, 4, 10)).astype(np.float32)
+  center = rng.normal(size=(10,)).astype(np.float32)
+  got = float(losses.dino_loss(student, teacher, center, 0.1, 0.04))
+  np.testing.assert_allclose(got, dino_reference(student, teacher, center, 0.1, 0.04), rtol=1e-5)
+
+
+def test_dino_loss_sends_no_gradient_to_the_teacher():
+  rng = np.random.default_rng(3)
+  student, teacher = rng.normal(size=(2, 2, 4, 6)).astype(np.float32)
+  grad = jax.grad(lambda t: losses.dino_loss(student, t, np.zeros(6, np.float32), 0.1, 0.04))
+  assert not np.any(grad(teacher))
+
+
+@pytest.mark.parametrize("b,d,eps", [(16, 4, 0.05), (5, 12, 0.5)])
+def test_coding_rate_matches_numpy(b, d, eps):
+  z = np.random.default_rng(b).normal(size=(b, d)).astype(np.float32)
+  np.testing.assert_allclose(float(losses.coding_rate(z, eps)), coding_rate_reference(z, eps),
+                             rtol=1e-5)
+
+
+def test_coding_rate_prefers_spread_features_to_collapsed_ones():
+  spread = np.eye(8, dtype=np.float32)
+  collapsed = np.tile(spread[:1], (8, 1))
+  assert float(losses.coding_rate(spread, 0.05)) > float(losses.coding_rate(collapsed, 0.05))
+
+
+@pytest.mark.parametrize("norm_pix", [False, True])
+def test_mae_loss_matches_numpy_and_ignores_visible_patches(norm_pix):
+  rng = np.random.default_rng(4)
+  pred, target = rng.normal(size=(2, 3, 5, 12)).astype(np.float32)
+  mask = (rng.random((3, 5)) < 0.6).astype(np.float32)
+  got = float(losses.mae_loss(pred, target, mask, norm_pix))
+  np.testing.assert_allclose(got, mae_reference(pred, target, mask, norm_pix), rtol=1e-5)
+  moved = np.where(mask[..., None] > 0, pred, pred + 100.0)  # Change only visible patches.
+  np.testing.assert_allclose(float(losses.mae_loss(moved, target, mask, norm_pix)), got,
+                             rtol=1e-6)
+
+
+def _on_eight_devices(fn, *arrays, batch_axis=0):
+  """fn on one device and on arrays whose `batch_axis` is split over 8 devices."""
+  mesh = parallel.make_mesh({"data": -1})
+  spec = [None] * arrays[0].ndim
+  spec[batch_axis] = ("data", "fsdp")
+  sharding = NamedSharding(mesh, P(*spec))
+  sharded = [jax.device_put(a, sharding) for a in arrays]
+  assert len(sharded[0].addressable_shards) == 8
+  return float(jax.jit(fn)(*arrays)), float(jax.jit(fn)(*sharded))
+
+
+def test_global_batch_losses_sharded_over_8_devices_equal_one_device():
+  rng = np.random.default_rng(5)
+  q, k = rng.normal(size=(2, 32, 16)).astype(np.float32)
+  single, sharded = _on_eight_devices(lambda a, b: losses.info_nce(a, b, 0.2), q, k)
+  np.testing.assert_allclose(sharded, single, rtol=1e-6)
+  single, sharded = _on_eight_devices(lambda z: losses.coding_rate(z, 0.05), q)
+  np.testing.assert_allclose(sharded, single, rtol=1e-5)
+  student = rng.normal(size=(4, 16, 10)).astype(np.float32)
+  teacher = rng.normal(size=(2, 16, 10)).astype(np.float32)
+  center = np.zeros(10, np.float32)
+  single, sharded = _on_eight_devices(
+      lambda s, t: losses.dino_loss(s, t, center, 0.1, 0.04), student, teacher, batch_axis=1)
+  np.testing.assert_allclose(sharded, single, rtol=1e-6)
