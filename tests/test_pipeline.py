@@ -102,3 +102,21 @@ def test_eval_arrays_are_deterministic_views_with_labels():
   assert images.shape == (3, 12, 12, 1)
   np.testing.assert_allclose(images, 1.0)  # (1 - 0.5) / 0.5
   np.testing.assert_array_equal(labels, [0, 1, 2])
+
+
+def test_multi_crop_specs_put_globals_first_and_share_the_base():
+  base = {"size": 28, "blur_p": 0.5, "crop_scale": (0.4, 1.0)}
+  specs = pipeline.multi_crop_specs(base, [{"blur_p": 1.0}, {"solarize_p": 0.2}],
+                                    {"size": 12, "crop_scale": (0.05, 0.4)}, num_local_views=3)
+  assert [s["size"] for s in specs] == [28, 28, 12, 12, 12]
+  assert specs[0]["blur_p"] == 1.0 and specs[1] == {**base, "solarize_p": 0.2}
+  assert specs[4] == {"size": 12, "blur_p": 0.5, "crop_scale": (0.05, 0.4)}
+  with pytest.raises(ValueError, match="needs a local_view"):
+    pipeline.multi_crop_specs(base, [{}], None, num_local_views=2)
+
+
+def test_multi_crop_batches_have_one_array_per_view_with_its_size():
+  source = sources.ArraySource(np.zeros((8, 28, 28), np.uint8), np.zeros(8, np.int64))
+  specs = pipeline.multi_crop_specs({"size": 28}, [{}, {}], {"size": 12}, num_local_views=2)
+  batch = pipeline.train_dataset(source, specs, global_batch=4, seed=0)[0]
+  assert [v.shape for v in batch["views"]] == [(4, 28, 28, 1)] * 2 + [(4, 12, 12, 1)] * 2

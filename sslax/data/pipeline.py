@@ -5,7 +5,7 @@ epoch, and each record's augmentation draws from a generator seeded by (seed, po
 endless epoch-after-epoch stream), i.e. by record, epoch and seed. So any batch can be rebuilt,
 and a restored iterator continues with exactly the batch an uninterrupted run would have seen.
 """
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grain
@@ -24,6 +24,23 @@ class MakeViews(grain.transforms.RandomMap):
   def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     image = image_ops.to_float(record["image"])
     return {"views": tuple(image_ops.augment(image, rng, spec) for spec in self.view_specs)}
+
+
+def multi_crop_specs(base: Mapping[str, Any], global_views: Sequence[Mapping[str, Any]],
+                     local_view: Mapping[str, Any] | None = None,
+                     num_local_views: int = 0) -> list[dict[str, Any]]:
+  """View specs for multi-crop (Caron et al. 2020): globals first, then `num_local_views` locals.
+
+  Each global view is `base` updated by its own overrides (BYOL/DINO's asymmetric blur 1.0/0.1
+  and solarize 0/0.2); each local view is `base` updated by `local_view` (a smaller `size` and
+  `crop_scale`). Teachers look at the first len(global_views) views only.
+  """
+  specs = [{**dict(base), **dict(view)} for view in global_views]
+  if num_local_views:
+    if local_view is None:
+      raise ValueError(f"num_local_views={num_local_views} needs a local_view spec")
+    specs += [{**dict(base), **dict(local_view)}] * num_local_views
+  return specs
 
 
 def train_dataset(source: Sequence[dict[str, Any]], view_specs: Sequence[Any], global_batch: int,
