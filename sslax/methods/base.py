@@ -45,10 +45,10 @@ def split_variables(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 
 def apply_module(module: nn.Module, params: Any, state: dict[str, Any], *args: Any,
-                 train: bool) -> tuple[Any, dict[str, Any]]:
+                 train: bool, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
   """Applies a linen module functionally; in training, returns its updated state collections."""
   variables = {"params": params, **state}
   if train and state:
-    out, new_state = module.apply(variables, *args, train=True, mutable=list(state))
+    out, new_state = module.apply(variables, *args, train=True, mutable=list(state), **kwargs)
     return out, dict(new_state)
-  return module.apply(variables, *args, train=train), state
+  return module.apply(variables, *args, train=train, **kwargs), state
