@@ -1,0 +1,42 @@
+"""Every config in configs/ loads, validates and builds its method, optimizer and state shapes.
+
+Benchmark configs read datasets that are not on this machine, so their state is built from a
+synthetic batch of the right shapes with `jax.eval_shape`: nothing is computed or allocated,
+but every key the method, model and optimizer read must exist and fit.
+"""
+import glob
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from sslax import config as config_lib
+from sslax import optim
+from sslax.methods import get_method
+
+REPO = __file__.rsplit("/tests/", 1)[0]
+CONFIGS = sorted(glob.glob(f"{REPO}/configs/*.py"))
+
+
+def synthetic_batch(method, channels):
+  views = tuple(np.zeros((2, spec["size"], spec["size"], channels), np.float32)
+                for spec in method.views())
+  return {"views": views}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_builds_its_method_and_state(path):
+  config = config_lib.load_config(path)
+  config_lib.validate(config)
+  method = get_method(config)
+  channels = 1 if config.data.source == "mnist_embedded" else 3
+  batch = synthetic_batch(method, channels)
+  params, _, _ = jax.eval_shape(method.init, jax.random.key(0), batch)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  jax.eval_shape(tx.init, params)
+  assert float(schedule(config.total_steps // 2)) > 0
+  assert config.total_steps > 0 and len(jax.tree.leaves(params)) > 0
+  # The docstring is the recipe's documentation: it names the command that runs it.
+  with open(path) as f:
+    assert "python -m sslax.train --config=configs/" + os.path.basename(path) in f.read()
