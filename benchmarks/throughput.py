@@ -1,12 +1,20 @@
-"""Train-step throughput of a method on random data, the real jitted step included.
+"""Train-step throughput of any method on random data, the real jitted step included.
 
   python benchmarks/throughput.py --method=simclr --backbone=resnet18 --image-size=32 --batch=256
+  python benchmarks/throughput.py --method=mae --backbone=vit_tiny --patch-size=4 --image-size=32
+  python benchmarks/throughput.py --method=dino --backbone=vit_tiny --patch-size=4 \\
+      --image-size=32 --local-size=16 --num-local=4
 
-Prints one JSON line: examples_per_sec (an example is one image with all its views),
-step_time_ms (median of the timed steps), compile_s (ahead-of-time compilation), params.
+The method's own recipe (`configs/<method>_mnist.py`: its heads, losses and schedules) is loaded,
+then the backbone, input sizes, batch, dtype and optimizer are replaced from the flags; `--set
+key=value` overrides any other field (a Python literal). Prints one JSON line: examples_per_sec
+(an example is one image with all its views), step_time_ms (median of the timed steps),
+compile_s (ahead-of-time compilation), params.
 """
 import argparse
+import ast
 import json
+import os
 import sys
 import time
 
@@ -14,41 +22,58 @@ import jax
 import ml_collections
 import numpy as np
 
+from sslax import config as config_lib
 from sslax import optim, parallel
 from sslax import state as state_lib
 from sslax.methods import get_method
 from sslax.step import make_train_step
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONES = {
     "resnet18": dict(name="resnet18", cifar_stem=True),
     "resnet50": dict(name="resnet50", cifar_stem=True),
     "small_cnn": dict(name="small_cnn", widths=(32, 64, 128, 256)),
+    "vit_tiny": dict(name="vit_tiny"),
+    "vit_small": dict(name="vit_small"),
+    "vit_base": dict(name="vit_base"),
 }
 
 
 def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.method = args.method
-  c.seed, c.batch_size, c.total_steps = 0, args.batch, 1000
-  c.log_every_steps = c.checkpoint_every_steps = 1000
-  c.data = dict(augment=dict(size=args.image_size))
-  c.model = dict(encoder={**BACKBONES[args.backbone], "dtype": args.dtype,
-                          "conv_weight_grad": args.conv_weight_grad},
-                 projector=dict(hidden_dims=(2048,), out_dim=128))
-  c.simclr = dict(temperature=0.2)
-  c.optimizer = dict(name=args.optimizer, learning_rate=1e-3, weight_decay=1e-4, warmup_steps=10)
-  return ml_collections.ConfigDict(c)
+  overrides = {}
+  for item in args.set:
+    key, _, value = item.partition("=")
+    overrides[key] = ast.literal_eval(value)
+  c = config_lib.load_config(f"{REPO}/configs/{args.method}_mnist.py", **overrides)
+  c.batch_size = args.batch
+  encoder = {**BACKBONES[args.backbone], "dtype": args.dtype,
+             "conv_weight_grad": args.conv_weight_grad}
+  if args.backbone.startswith("vit"):
+    encoder["patch_size"] = args.patch_size
+  c.model.encoder = encoder
+  c.data.augment.size = args.image_size
+  if args.local_size:
+    c.data.local_view.size = args.local_size
+    c.data.num_local_views = args.num_local
+  c.optimizer.name = args.optimizer
+  return c
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--method", default="simclr")
+  parser.add_argument("--method", default="simclr",
+                      help="any method with a configs/<method>_mnist.py recipe")
   parser.add_argument("--backbone", default="resnet18", choices=sorted(BACKBONES))
   parser.add_argument("--image-size", type=int, default=32)
   parser.add_argument("--channels", type=int, default=3)
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--patch-size", type=int, default=16, help="ViT backbones only")
+  parser.add_argument("--local-size", type=int, default=0, help="multi-crop local view size")
+  parser.add_argument("--num-local", type=int, default=0, help="multi-crop local views")
   parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config field, e.g. model.projector.hidden_dims=(2048,)")
   parser.add_argument("--conv-weight-grad", default="xla", choices=("xla", "matmul"))
   parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
@@ -58,9 +83,9 @@ def main() -> None:
   method = get_method(config)
   mesh = parallel.make_mesh({"data": -1})
   rng = np.random.default_rng(0)
-  shape = (args.batch, args.image_size, args.image_size, args.channels)
-  host_batch = {"views": tuple(rng.normal(size=shape).astype(np.float32)
-                               for _ in method.views())}
+  host_batch = {"views": tuple(
+      rng.normal(size=(args.batch, spec["size"], spec["size"], args.channels)).astype(np.float32)
+      for spec in method.views())}
   sample = jax.tree.map(lambda x: x[:2], host_batch)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
@@ -88,7 +113,8 @@ def main() -> None:
   step_time = float(np.median(times))
   print(json.dumps({
       "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
-      "batch": args.batch, "dtype": args.dtype, "conv_weight_grad": args.conv_weight_grad,
+      "views": [spec["size"] for spec in method.views()], "batch": args.batch,
+      "dtype": args.dtype, "conv_weight_grad": args.conv_weight_grad, "set": args.set,
       "devices": jax.device_count(),
       "platform": jax.devices()[0].platform, "examples_per_sec": args.batch / step_time,
       "step_time_ms": 1000 * step_time, "compile_s": compile_s, "params": int(params)}))
