@@ -16,11 +16,13 @@ from sslax.models.resnet import (
   resnet34,
   resnet50,
 )
+from sslax.models.vit import VIT_SIZES, VisionTransformer, make_vit
 
 __all__ = ["ENCODER_NAMES", "BasicBlock", "BottleneckBlock", "MLPHead", "ResNet", "SmallCNN",
-           "make_encoder", "make_resnet", "resnet18", "resnet34", "resnet50"]
+           "VisionTransformer", "make_encoder", "make_resnet", "make_vit", "resnet18", "resnet34",
+           "resnet50"]
 
-ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "small_cnn")
+ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "small_cnn", *VIT_SIZES)
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -30,8 +32,11 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
   `dtype` is the compute dtype, "float32" (default) or "bfloat16"; parameters stay float32.
   ResNets read `width` (64) and `cifar_stem` (False); small_cnn reads `widths` and
   `convs_per_stage`; both read `conv_weight_grad` ("xla", or "matmul" for a faster weight
-  gradient on CPU, see sslax/models/conv.py). Fields meant for the other encoder family are
-  ignored, so one config can switch encoders by overriding only `name`.
+  gradient on CPU, see sslax/models/conv.py). ViTs (vit_tiny/small/base/large, see
+  sslax/models/vit.py) read `patch_size` (16), `pos_embed` ("learned" or "sincos"), `pool` ("cls"
+  or "mean"), `freeze_patch_embed` (False) and optional size overrides `hidden_dim`, `depth`,
+  `num_heads`, `mlp_dim` (4 x hidden_dim). Fields meant for another encoder family are ignored,
+  so one config can switch encoders by overriding only `name`.
   """
   name = cfg["name"]
   dtype_name = cfg.get("dtype", "float32")
@@ -45,6 +50,8 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
     if cfg.get("widths") is not None:
       kwargs["widths"] = tuple(int(w) for w in cfg["widths"])
     return SmallCNN(**kwargs)
+  if name in VIT_SIZES:
+    return make_vit(name, cfg, dtype)
   if name in ENCODER_NAMES:
     return make_resnet(int(name.removeprefix("resnet")), width=int(cfg.get("width", 64)),
                        cifar_stem=bool(cfg.get("cifar_stem", False)), dtype=dtype,
