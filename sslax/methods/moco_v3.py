@@ -1,0 +1,39 @@
+"""MoCo v3: Chen, Xie & He 2021, "An Empirical Study of Training Self-Supervised Vision
+Transformers".
+
+The networks are BYOL's (sslax/methods/byol.py): an online encoder with a projector (its last
+batch norm without affine, `last_bn=True`) and a predictor, and a momentum encoder + projector
+that is an EMA of the online ones, its momentum rising from `base_momentum` to 1 on a cosine
+schedule. The objective is contrastive instead: each view's query (online prediction) is
+classified against the keys (momentum projections) of the other view of every image in the global
+batch, with no memory queue:
+
+  loss = 2T·(info_nce(q_1, k_2, T) + info_nce(q_2, k_1, T))
+
+The paper's code updates the momentum encoder with the current weights before computing keys;
+here `update_extra` applies the same update right after the optimizer step, so the keys of every
+step come from the same weights. ViT-specific stability (the frozen random patch projection) is
+the encoder's `freeze_patch_embed` field.
+"""
+import jax
+import ml_collections
+
+from sslax import losses
+from sslax.methods import byol
+
+
+class Method(byol.Method):
+  """config.moco_v3.{base_momentum, temperature}; the rest as byol.Method."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    super().__init__(config)
+    self.temperature = self.settings.temperature
+
+  def objective(self, p: tuple[jax.Array, jax.Array],
+                z: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Symmetrised InfoNCE; the 2T factor (the paper's Algorithm 1) cancels the 1/T that the
+    logits put into the gradient's scale."""
+    t = self.temperature
+    loss = 2 * t * (losses.info_nce(p[0], z[1], t) + losses.info_nce(p[1], z[0], t))
+    top1 = (losses.contrastive_top1(p[0], z[1]) + losses.contrastive_top1(p[1], z[0])) / 2
+    return loss, {"contrastive_top1": top1}
