@@ -150,7 +150,8 @@ def test_parameter_paths_and_shapes(learned):
                      f"{b}/mlp/fc1/kernel": (16, 32), f"{b}/mlp/fc1/bias": (32,),
                      f"{b}/mlp/fc2/kernel": (32, 16), f"{b}/mlp/fc2/bias": (16,)})
     for name in ("query", "key", "value"):
-      expected.update({f"{b}/attn/{name}/kernel": (16, 4, 4), f"{b}/attn/{name}/bias": (4, 4)})
+      expected[f"{b}/attn/{name}/kernel"] = (16, 4, 4)
+    expected.update({f"{b}/attn/query/bias": (4, 4), f"{b}/attn/value/bias": (4, 4)})
   assert shapes == expected
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
 
@@ -170,6 +171,7 @@ def test_tensor_parallel_param_shardings(learned):
   for i in range(2):
     for name in ("query", "key", "value"):
       assert specs[f"block{i}/attn/{name}/kernel"] == P(None, "tensor", None)
+    for name in ("query", "value"):
       assert specs[f"block{i}/attn/{name}/bias"] == P("tensor", None)
     assert specs[f"block{i}/attn/out/kernel"] == P("tensor", None, None)
     assert specs[f"block{i}/mlp/fc1/kernel"] == P(None, "tensor")
@@ -212,7 +214,7 @@ def test_freeze_patch_embed_zeroes_only_its_gradient(learned):
     if name.startswith("patch_embed/"):
       assert not np.any(g), name
       assert np.any(free["patch_embed"][name.split("/")[1]]), name
-    elif not name.endswith("attn/key/bias"):  # Softmax ignores a shift shared by all keys.
+    else:
       assert np.any(g), name
 
 
@@ -251,6 +253,9 @@ def test_make_encoder_vit_sizes_and_overrides():
   assert (model.pos_embed, model.pool, model.freeze_patch_embed, model.dtype) == (
       "sincos", "mean", True, jnp.bfloat16)
   assert make_encoder({"name": "vit_base", "mlp_dim": 100}).mlp_dim == 100
+  with pytest.raises(ValueError, match="not divisible by num_heads=3"):
+    jax.eval_shape(lambda: make_encoder({"name": "vit_tiny", "hidden_dim": 16}).init(
+        jax.random.key(0), jnp.zeros((1, 16, 16, 1)), train=False))
   with pytest.raises(ValueError, match="pos_embed='rope'"):
     jax.eval_shape(lambda: make_encoder({"name": "vit_tiny", "pos_embed": "rope"}).init(
         jax.random.key(0), jnp.zeros((1, 16, 16, 1)), train=False))

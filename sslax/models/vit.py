@@ -103,17 +103,36 @@ class Mlp(nn.Module):
     return _dense(x.shape[-1], dtype=self.dtype, name="fc2")(y)
 
 
+class SelfAttention(nn.Module):
+  """Multi-head self-attention; kernels keep a heads axis: query/key/value [D, heads, head_dim],
+  out [heads, head_dim, D]. Softmax in float32 (jax.nn.dot_product_attention). The key has no
+  bias: softmax ignores a shift shared by every key, so its gradient is zero and Adam would only
+  turn rounding noise into random steps."""
+  num_heads: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    dim = x.shape[-1]
+    if dim % self.num_heads:
+      raise ValueError(f"hidden size {dim} is not divisible by num_heads={self.num_heads}")
+    proj = partial(nn.DenseGeneral, features=(self.num_heads, dim // self.num_heads),
+                   dtype=self.dtype, param_dtype=jnp.float32, kernel_init=_xavier)
+    q, k, v = proj(name="query")(x), proj(use_bias=False, name="key")(x), proj(name="value")(x)
+    y = jax.nn.dot_product_attention(q, k, v)
+    return nn.DenseGeneral(dim, axis=(-2, -1), dtype=self.dtype, param_dtype=jnp.float32,
+                           kernel_init=_xavier, name="out")(y)
+
+
 class Block(nn.Module):
-  """Pre-norm Transformer block: x + MHSA(LN(x)), then x + MLP(LN(x)). Softmax in float32."""
+  """Pre-norm Transformer block: x + MHSA(LN(x)), then x + MLP(LN(x))."""
   num_heads: int
   mlp_dim: int
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    attn = nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, dtype=self.dtype, param_dtype=jnp.float32, kernel_init=_xavier,
-        deterministic=True, force_fp32_for_softmax=True, name="attn")
+    attn = SelfAttention(self.num_heads, self.dtype, name="attn")
     x = x + attn(_layer_norm(dtype=self.dtype, name="norm1")(x))
     return x + Mlp(self.mlp_dim, self.dtype, name="mlp")(_layer_norm(dtype=self.dtype,
                                                                       name="norm2")(x))
