@@ -6,10 +6,10 @@
 Data: 4,000 unlabelled MNIST digits for pretraining; kNN and linear probe on the same 4,000 with
 labels, tested on 1,000 held-out digits (see sslax/data/sources.py).
 
-Recipe: masking noise on half of the pixels (the paper masks up to half of the inputs;
-at 50% a digit can only be restored from its shape, not from neighbouring pixels), MSE over all
-pixels, 1,000 steps of batch 128 (32 epochs), AdamW at 2e-3 with cosine decay, mild crops and
-rotations. The decoder (7x7 -> 28x28) costs about what the encoder costs per image.
+Recipe: the paper's masking noise on half of the pixels (at that fraction a digit can only be
+restored from its shape, not from neighbouring pixels), MSE over all pixels, 1,000 steps of
+batch 128 (32 epochs), AdamW at 2e-3 with cosine decay, mild crops and rotations. The decoder
+(7x7 -> 28x28) costs about what the encoder costs per image.
 
 Measured on the 2-core CPU machine while three other training runs shared it (load average
 about 15), so the wall time is not the time alone: 79 min wall, 12 min of user CPU, 15-75
