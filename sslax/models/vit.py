@@ -10,7 +10,8 @@ self-supervised pretraining: fixed 2-D sin-cos position embeddings (MAE; MoCo v3
 Parameter names follow the sharding-rule layout: `patch_embed/kernel` [p, p, C, D] (a conv
 kernel's layout), `cls_token`, `pos_embed` [1, 1 + N, D] (learned only; slot 0 is the CLS's),
 `block{i}/{norm1, attn/{query,key,value,out}, norm2, mlp/{fc1,fc2}}`, `norm`; the attention
-kernels keep a heads axis ([D, heads, head_dim] and [heads, head_dim, D]) so rules can shard it.
+kernels keep a heads axis ([D, heads, head_dim] and [heads, head_dim, D]) so rules can shard it
+(the key projection has no bias, see SelfAttention).
 """
 from collections.abc import Mapping
 from functools import partial
