@@ -83,6 +83,8 @@ def test_the_target_is_no_parameter_and_gets_no_gradient():
   online_grads = jax.grad(lambda p: method.loss(p, state, extra, batch, jax.random.key(1),
                                                 jnp.int32(0))[0])(params)
   assert all(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(online_grads["encoder"]))
+  # The projector's output bias is cancelled by the predictor's first batch norm: held, not noise.
+  np.testing.assert_array_equal(online_grads["projector"]["output_dense"]["bias"], 0.0)
 
 
 def test_the_loss_updates_the_target_batch_statistics_from_its_own_forward_pass():
