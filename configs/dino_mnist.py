@@ -19,9 +19,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.method = "dino"
   c.seed = 0
   c.batch_size = 128
-  c.total_steps = 800
+  c.total_steps = 300
   c.log_every_steps = 50
-  c.checkpoint_every_steps = 250
+  c.checkpoint_every_steps = 100
   c.keep_checkpoints = 2
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()
@@ -45,11 +45,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.head = dict(out_dim=1024, hidden_dim=512, bottleneck_dim=64, num_layers=3,
                       norm_last_layer=False, use_bn=True)
   c.dino = dict(student_temperature=0.1, teacher_temperature=0.07,
-                warmup_teacher_temperature=0.04, warmup_teacher_temperature_steps=200,
+                warmup_teacher_temperature=0.04, warmup_teacher_temperature_steps=100,
                 center_momentum=0.9, base_momentum=0.99, freeze_last_layer_steps=31)
 
   c.optimizer = dict(name="adamw", learning_rate=1e-3, weight_decay=0.04, weight_decay_end=0.4,
-                     warmup_steps=80, end_lr_fraction=0.0, grad_clip_norm=3.0)
+                     warmup_steps=30, end_lr_fraction=0.0, grad_clip_norm=3.0)
   c.eval = dict(knn_k=20, knn_temperature=0.07, linear_steps=1000, linear_learning_rate=1e-2,
                 linear_weight_decay=1e-4)
 
