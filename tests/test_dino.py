@@ -118,10 +118,39 @@ def test_simdino_loss_is_alignment_minus_coding_rate():
   cos = [np.mean(np.sum(teacher[t] * student[v], -1)) for t in range(2) for v in range(4)
          if v != t]
   b, d = student.shape[1:]
-  rates = [0.5 * np.linalg.slogdet(np.eye(d) + d / (b * 0.05) * student[v].T @ student[v])[1]
+  eps = config.simdino.eps
+  rates = [0.5 * np.linalg.slogdet(np.eye(d) + d / (b * eps) * student[v].T @ student[v])[1]
            for v in range(2)]
   np.testing.assert_allclose(metrics["alignment"], np.mean(cos), rtol=1e-5)
-  np.testing.assert_allclose(loss, -np.mean(cos) - np.mean(rates), rtol=1e-5)
+  weight = config.simdino.coding_rate_weight
+  np.testing.assert_allclose(loss, -np.mean(cos) - weight * np.mean(rates), rtol=1e-5)
+
+
+def test_vit_student_sees_global_and_local_crops_with_one_position_table():
+  """A learned-position ViT inits on the 28x28 globals and takes the 14x14 locals too (resized
+  table), as DINO trains ViTs; the table gets gradient from both view sizes."""
+  config = config_lib.load_config(DINO_TINY)
+  config.model.encoder = dict(name="vit_tiny", patch_size=7, hidden_dim=16, depth=1, num_heads=2,
+                              pos_embed="learned")
+  method = get_method(config)
+  source = sources.make_source(config.data, "pretrain")
+  views = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)[0]
+  batch = jax.tree.map(jnp.asarray, views)
+  assert [v.shape[1] for v in batch["views"]] == [28, 28, 14, 14]
+  params, model_state, extra = method.init(jax.random.key(0), batch)
+  assert params["encoder"]["pos_embed"].shape == (1, 17, 16)
+
+  def loss(p, views):
+    return method.loss(p, model_state, extra, {**batch, "views": views}, None, jnp.int32(0))[0]
+
+  grads = jax.jit(jax.grad(loss))(params, batch["views"])["encoder"]["pos_embed"]
+  assert np.all(np.isfinite(grads)) and np.any(grads[0, 1:] != 0)
+  # The locals alone reach every patch slot of the table through its resize.
+  def local_sum(p):
+    return jnp.sum(method.forward(p, model_state, batch["views"][2:])[0] ** 2)
+
+  local_grads = jax.jit(jax.grad(local_sum))(params)["encoder"]["pos_embed"]
+  assert np.all(np.any(local_grads[0, 1:] != 0, axis=-1))
 
 
 @pytest.mark.parametrize("config_path", [DINO_TINY, SIMDINO_TINY])

@@ -13,7 +13,7 @@ from jax.sharding import PartitionSpec as P
 
 from sslax import parallel
 from sslax.models import ENCODER_NAMES, VisionTransformer, make_encoder
-from sslax.models.vit import PatchEmbed, patchify, sincos_pos_embed
+from sslax.models.vit import PatchEmbed, patchify, resize_pos_embed, sincos_pos_embed
 
 TINY = dict(patch_size=4, hidden_dim=16, depth=2, num_heads=4, mlp_dim=32)
 SHAPE = (16, 8, 12, 3)  # 2 examples per simulated device; a non-square 2x3 patch grid.
@@ -121,6 +121,30 @@ def test_learned_position_embedding_layout(learned):
   out = _encode(params, tokens)
   assert not np.allclose(_encode(shifted, tokens), out)
   np.testing.assert_allclose(_encode(same_cls, tokens), out, atol=1e-4)
+
+
+def test_learned_table_is_resized_for_other_view_sizes():
+  """Init on 16x16 images (a 4x4 grid); 8x8 local crops get the table resized to 2x2 (DINO)."""
+  model = VisionTransformer(**TINY)
+  params = jax.jit(lambda: model.init(jax.random.key(0), _images((2, 16, 16, 3)),
+                                      train=False))()["params"]
+  assert params["pos_embed"].shape == (1, 17, 16)
+  small = _images((2, 8, 8, 3))
+  patches = PatchEmbed(4, 16).apply({"params": params["patch_embed"]}, small)
+  table = jax.image.resize(params["pos_embed"][0, 1:].reshape(4, 4, 16), (2, 2, 16), "bicubic")
+  np.testing.assert_allclose(model.apply({"params": params}, small, method="embed"),
+                             patches + table.reshape(4, 16), rtol=1e-5, atol=1e-6)
+  assert model.apply({"params": params}, small, train=False).shape == (2, 16)
+  # A position-independent table stays one: resizing invents no position signal.
+  constant = jnp.broadcast_to(jnp.arange(16.0), (16, 16))
+  np.testing.assert_allclose(resize_pos_embed(constant, 2, 3), np.broadcast_to(np.arange(16.0),
+                                                                               (6, 16)), rtol=1e-5)
+
+
+def test_a_non_square_learned_table_cannot_be_resized(learned):
+  model, params = learned  # Initialised on a 2x3 grid.
+  with pytest.raises(ValueError, match="not a square grid"):
+    model.apply({"params": params}, _images((2, 8, 8, 3)), train=False)
 
 
 def test_patch_embed_is_a_strided_conv():

@@ -13,6 +13,7 @@ kernel's layout), `cls_token`, `pos_embed` [1, 1 + N, D] (learned only; slot 0 i
 kernels keep a heads axis ([D, heads, head_dim] and [heads, head_dim, D]) so rules can shard it
 (the key projection has no bias, see SelfAttention).
 """
+import math
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -63,6 +64,23 @@ def sincos_pos_embed(grid_h: int, grid_w: int, dim: int) -> np.ndarray:
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
   return np.concatenate([one_axis(rows), one_axis(cols)], axis=1).astype(np.float32)
+
+
+def resize_pos_embed(table: Array, grid_h: int, grid_w: int) -> Array:
+  """A learned [N, D] patch position table for another grid: bicubic on its square layout.
+
+  Multi-crop (DINO) trains on global and local views of different sizes with one table, as DINO
+  does (Caron et al. 2021, interpolate_pos_encoding); a table of the asked size is returned as is.
+  """
+  n, dim = table.shape
+  if n == grid_h * grid_w:
+    return table
+  side = math.isqrt(n)
+  if side * side != n:
+    raise ValueError(f"a learned position table of {n} patches is not a square grid, so it "
+                     f"cannot be resized to {grid_h}x{grid_w}; init on square images")
+  grid = table.reshape(side, side, dim)
+  return jax.image.resize(grid, (grid_h, grid_w, dim), "bicubic").reshape(grid_h * grid_w, dim)
 
 
 class PatchEmbed(nn.Module):
@@ -182,9 +200,15 @@ class VisionTransformer(nn.Module):
     if self.pos_embed == "sincos":
       pos = jnp.asarray(sincos_pos_embed(grid_h, grid_w, self.hidden_dim))
     else:
-      pos = self.param("pos_embed", nn.initializers.truncated_normal(0.02),
-                       (1, 1 + grid_h * grid_w, self.hidden_dim), jnp.float32)[0, 1:]
+      pos = resize_pos_embed(self._learned_pos_embed(grid_h, grid_w)[0, 1:], grid_h, grid_w)
     return tokens + pos.astype(self.dtype)
+
+  def _learned_pos_embed(self, grid_h: int, grid_w: int) -> Array:
+    """The [1, 1 + N, D] table, sized by the input that `init` saw, whatever the grid now."""
+    if self.has_variable("params", "pos_embed"):
+      return self.get_variable("params", "pos_embed")
+    return self.param("pos_embed", nn.initializers.truncated_normal(0.02),
+                      (1, 1 + grid_h * grid_w, self.hidden_dim), jnp.float32)
 
   def encode(self, tokens: Array, train: bool) -> Array:
     """[B, n, hidden_dim] tokens (any subset of `embed`'s) -> [B, 1 + n, hidden_dim], CLS first."""
