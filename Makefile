@@ -26,4 +26,4 @@ evaluate: setup
 
 test: setup
 	$(VENV)/bin/ruff check sslax tests benchmarks configs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
