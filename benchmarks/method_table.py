@@ -6,7 +6,8 @@ For each method: `python -m sslax.train --config=configs/<m>_mnist.py` then `pyt
 sslax.evaluate` on a fresh workdir, timed together on the wall clock, one method at a time. A
 workdir that already holds eval_results.json is reused (its time read from table.json), so an
 interrupted sweep resumes. Prints the Markdown table (method, backbone, minutes, kNN, linear,
-random-init kNN / linear) with the raw-pixel baseline as the last row.
+random-init kNN / linear) with the raw-pixel baseline (of the first method's views) as the
+last row.
 """
 import argparse
 import json
@@ -66,7 +67,7 @@ def main() -> None:
     lines.append(f"| {method} | {backbone(os.path.join(args.runs, method))} | "
                  f"{times[method]:.1f} | {r['knn_top1']:.3f} | {r['linear_top1']:.3f} | "
                  f"{r['random_init_knn_top1']:.3f} | {r['random_init_linear_top1']:.3f} |")
-    pixels = r
+    pixels = pixels or r  # The first method's: BiGAN's views are scaled to [-1, 1].
     print(lines[-1], flush=True)
   lines.append(f"| raw pixels | | | {pixels['raw_pixels_knn_top1']:.3f} | "
                f"{pixels['raw_pixels_linear_top1']:.3f} | | |")
