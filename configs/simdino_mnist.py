@@ -8,7 +8,17 @@ temperatures; cosine alignment of the head's normalised 64-d features minus the 
 student's global views (eps 0.05 as in the reference README) weighted 0.01 (at d=64, b=128 the
 coding rate is about 60 nats against an alignment of at most 1: weight 1 left the alignment
 without effect in a probe), teacher EMA 0.99 -> 1, constant weight decay (the reference drops
-DINO's ramp), gradient clipping at 3.
+DINO's ramp), gradient clipping at 3. 600 steps of batch 128 (19 epochs).
+
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=simdino`: 2.3 min for training and
+evaluation together (131 s of training):
+  pretrained encoder              kNN 0.855  linear 0.854
+  pretrained head output          kNN 0.819
+  random-init encoder             kNN 0.745  linear 0.766
+  random-init head output         kNN 0.684
+  raw pixels                      kNN 0.948  linear 0.859
+300 steps gave 0.822 / 0.821.
 
 Variants: `:tiny` for tests.
 """
@@ -20,9 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.method = "simdino"
   c.seed = 0
   c.batch_size = 128
-  c.total_steps = 300
+  c.total_steps = 600
   c.log_every_steps = 50
-  c.checkpoint_every_steps = 100
+  c.checkpoint_every_steps = 300
   c.keep_checkpoints = 2
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()
