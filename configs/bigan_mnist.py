@@ -14,17 +14,18 @@ batch norm (`latent_bn`, see sslax/methods/bigan.py). Networks: encoder as every
 here; generator 7x7x64 -> 14x14x32 -> 28x28x16 -> tanh; discriminator with 2 strided convs on
 the image, 256 units on the latent, 512 joint units.
 
-Measured alone on the 2-core AMD EPYC CPU machine (no accelerator) with
-`python benchmarks/method_table.py --methods=bigan`: 7.6 min for training and evaluation
-together. D wins outright for the first ~200 steps (eg_loss up to 17), then the game
-settles (d_loss 0.5-0.9, D accuracy 0.8-0.95 on both kinds of pair). Evaluation of step 700
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=bigan`: 2.4 min for training and evaluation
+together (7.6 min on the machine of 2026-11-28, which gave kNN 0.856 / linear 0.901). D wins
+outright for the first ~200 steps (eg_loss up to 17), then the game settles (d_loss 0.5-0.9,
+D accuracy 0.8-0.95 on both kinds of pair). Evaluation of step 700
 (random-init and raw-pixel numbers differ from the other MNIST recipes' because these views are
 scaled to [-1, 1]):
-  pretrained encoder              kNN 0.856  linear 0.901
+  pretrained encoder              kNN 0.869  linear 0.903
   random-init encoder             kNN 0.729  linear 0.754
   raw pixels                      kNN 0.918  linear 0.859
-1,000 steps gave kNN 0.873 / linear 0.908, but at the ~206 examples/s measured for it that
-is about 10.5 min of training alone, over the 10-minute budget.
+1,000 steps gave kNN 0.873 / linear 0.908, but at the ~206 examples/s of the 2026-11-28
+machine that is about 10.5 min of training alone, over the 10-minute budget.
 The recipe search behind it: the paper's rate 2e-4 without latent_bn, stopped at step 148 with D
 still winning every pair, gave kNN 0.635 / linear 0.825. 200 steps of batch 64 at 1e-3 gave
 encoder kNN 0.779 with latent_bn and 0.652 without (0.729 at initialisation).

@@ -6,14 +6,15 @@
 Data: 4,000 unlabelled MNIST digits for pretraining; kNN and linear probe trained on the same
 4,000 with labels, tested on 1,000 held-out digits (see sslax/data/sources.py).
 
-Measured on the 2-core AMD EPYC CPU machine (no accelerator), otherwise nearly idle: 1,000
-steps of batch 128 (32 epochs), 5.5 min for training and evaluation together; puzzle accuracy
-0.99 at the end. Evaluation features are the mean of the 9 centred tiles' features (see
-sslax/methods/jigsaw.py for why):
-  pretrained encoder              kNN 0.810  linear 0.852
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=jigsaw`: 1,000 steps of batch 128 (32 epochs),
+1.9 min for training and evaluation together (5.5 min on the machine of 2026-11-28, which gave
+kNN 0.810 / linear 0.852); puzzle accuracy 0.99 at the end. Evaluation features are the mean of
+the 9 centred tiles' features (see sslax/methods/jigsaw.py for why):
+  pretrained encoder              kNN 0.805  linear 0.857
   random-init encoder             kNN 0.736  linear 0.766
   raw pixels                      kNN 0.949  linear 0.858
-The same checkpoint measured the two other ways (not what sslax.evaluate prints):
+The 2026-11-28 checkpoint measured the two other ways (not what sslax.evaluate prints):
   9 tile features concatenated    kNN 0.882  linear 0.948  (random-init 0.858 / 0.920)
   whole 42x42 image               kNN 0.786  linear 0.843  (random-init 0.654 / 0.797)
 The recipe search (all with whole-image features, pretrained vs random-init kNN / linear):

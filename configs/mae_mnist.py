@@ -13,8 +13,9 @@ betas 0.9/0.95, weight decay 0.05) with a higher rate for the short run. Why the
 CPU, 4x4 patches (49 tokens) cost 3x more per step than 7x7, so they would train a third of the
 epochs in the same time.
 
-Measured on the 2-core AMD EPYC CPU machine (no accelerator), mostly alone: 1,500 steps of
-batch 128 (48 epochs) in 4.1 min (about 900 examples/s), 4.6 min with evaluation:
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=mae`: 1,500 steps of batch 128 (48 epochs), 1.5 min
+for training and evaluation together (4.6 min on the machine of 2026-11-28, same numbers):
   pretrained encoder              kNN 0.790  linear 0.859
   random-init encoder             kNN 0.640  linear 0.756
   raw pixels                      kNN 0.948  linear 0.859

@@ -11,11 +11,12 @@ digit versions. The encoder and sizes are SimCLR's MNIST ones (see configs/simcl
 3-layer projector (last batch norm without affine) and 2-layer predictor are the paper's, scaled
 down.
 
-Measured on the 2-core CPU machine while three other jobs shared it (load ~20): 800 steps of
-batch 128 (26 epochs), 42 min wall for training and evaluation, 11.6 CPU-minutes (so about
-6 min alone at best):
-  pretrained encoder              kNN 0.928  linear 0.958
-  pretrained projector output     kNN 0.911
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=moco_v3`: 800 steps of batch 128 (26 epochs),
+1.7 min for training and evaluation together (6.2 min on the machine of 2026-11-28, which gave
+kNN 0.928 / linear 0.958):
+  pretrained encoder              kNN 0.932  linear 0.954
+  pretrained projector output     kNN 0.917
   random-init encoder             kNN 0.745  linear 0.766
   raw pixels                      kNN 0.948  linear 0.859
 """

@@ -6,14 +6,15 @@
 Data: 4,000 unlabelled MNIST digits for pretraining; kNN and linear probe trained on the same
 4,000 with labels, tested on 1,000 held-out digits (see sslax/data/sources.py).
 
-Measured on the 2-core AMD EPYC CPU machine (no accelerator), otherwise nearly idle: 1,000
-steps of batch 64 (256 rotated images a step, 16 epochs), 4.5 min for training and evaluation
-together; rotation accuracy ~0.82 over the last 200 steps (0, 1 and 8 look alike upside down):
-  pretrained encoder              kNN 0.896  linear 0.909
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=rotation`: 1,000 steps of batch 64 (256 rotated
+images a step, 16 epochs), 1.4 min for training and evaluation together (4.5 min on the machine
+of 2026-11-28, which gave kNN 0.896 / linear 0.909); rotation accuracy ~0.82 over the last 200
+steps (0, 1 and 8 look alike upside down):
+  pretrained encoder              kNN 0.892  linear 0.910
   random-init encoder             kNN 0.745  linear 0.766
   raw pixels                      kNN 0.948  linear 0.859
-The same run on the machine shared with three others took 34 min and gave the same numbers; its
-checkpoint at step 500 already gave kNN 0.887 / linear 0.914.
+On 2026-11-28 the checkpoint at step 500 already gave kNN 0.887 / linear 0.914.
 
 Why the sizes: every image is encoded 4 times, so batch 64 costs what SimCLR's batch 128 (two
 views) does; the narrow CNN follows configs/simclr_mnist.py for the same CPU reasons.

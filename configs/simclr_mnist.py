@@ -6,10 +6,12 @@
 Data: 4,000 unlabelled MNIST digits for pretraining; kNN and linear probe trained on the same
 4,000 with labels, tested on 1,000 held-out digits (see sslax/data/sources.py).
 
-Measured on the 2-core AMD EPYC CPU machine (no accelerator): 1,300 steps of batch 128
-(42 epochs), 6.7 min for training and evaluation together (about 450 examples/s):
-  pretrained encoder              kNN 0.939  linear 0.961
-  pretrained projector output     kNN 0.963
+Measured alone on the 2-core AMD EPYC machine (no accelerator, 2026-11-29) with
+`python benchmarks/method_table.py --methods=simclr`: 1,300 steps of batch 128 (42 epochs),
+2.3 min for training and evaluation together (6.7 min and about 450 examples/s on the machine of
+2026-11-28, which gave kNN 0.939 / linear 0.961 / projector kNN 0.963):
+  pretrained encoder              kNN 0.940  linear 0.970
+  pretrained projector output     kNN 0.964
   random-init encoder             kNN 0.745  linear 0.766
   raw pixels                      kNN 0.948  linear 0.859
 The recipe search behind it (1,000 steps each, `conv_weight_grad="xla"`): this recipe gave
