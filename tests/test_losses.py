@@ -36,7 +36,9 @@ def test_nt_xent_is_low_for_aligned_views_and_scale_invariant():
   aligned = float(losses.nt_xent(z, 3.0 * z, 0.1))
   shuffled = float(losses.nt_xent(z, z[::-1], 0.1))
   assert aligned < shuffled
-  np.testing.assert_allclose(aligned, float(losses.nt_xent(2.0 * z, z, 0.1)), rtol=1e-6)
+  # Absolute: the loss is near 0 (log of a sum near 1), so float32 rounding of the logits (up to
+  # 10 here) is a large relative error; CPUs with AVX-512 round differently (4e-6 relative).
+  np.testing.assert_allclose(aligned, float(losses.nt_xent(2.0 * z, z, 0.1)), rtol=0, atol=1e-6)
 
 
 def test_nt_xent_sharded_over_8_devices_equals_one_device():
