@@ -114,3 +114,24 @@ def mae_loss(pred: jax.Array, target: jax.Array, mask: jax.Array,
   per_patch = jnp.mean(jnp.square(pred.astype(jnp.float32) - target), axis=-1)
   mask = mask.astype(jnp.float32)
   return jnp.sum(per_patch * mask) / jnp.sum(mask)
+
+
+def token_cross_entropy(logits: jax.Array, labels: jax.Array,
+                        ignore_index: int = -1) -> tuple[jax.Array, jax.Array]:
+  """Mean cross-entropy and top-1 accuracy over the positions whose label is not ignored.
+
+  logits: `[batch, length, vocab]`; labels: `[batch, length]` int, `ignore_index` where a
+  position has no target. BERT's MLM (Devlin et al. 2019) labels only the selected positions and
+  GPT's next-token loss ignores padding, so both are this loss; the mean is over the labelled
+  positions of the whole (global) batch, not per sequence, so long and short sequences weigh by
+  their number of targets.
+  """
+  logits = logits.astype(jnp.float32)
+  valid = labels != ignore_index
+  safe = jnp.where(valid, labels, 0)
+  picked = jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+  nll = jax.nn.logsumexp(logits, axis=-1) - picked
+  count = jnp.maximum(jnp.sum(valid), 1)
+  loss = jnp.sum(jnp.where(valid, nll, 0.0)) / count
+  correct = (jnp.argmax(logits, axis=-1) == labels) & valid
+  return loss, jnp.sum(correct) / count

@@ -174,10 +174,13 @@ def test_mae_loss_matches_numpy_and_ignores_visible_patches(norm_pix):
 def _on_eight_devices(fn, *arrays, batch_axis=0):
   """fn on one device and on arrays whose `batch_axis` is split over 8 devices."""
   mesh = parallel.make_mesh({"data": -1})
-  spec = [None] * arrays[0].ndim
-  spec[batch_axis] = ("data", "fsdp")
-  sharding = NamedSharding(mesh, P(*spec))
-  sharded = [jax.device_put(a, sharding) for a in arrays]
+
+  def sharding(a):
+    spec = [None] * a.ndim
+    spec[batch_axis] = ("data", "fsdp")
+    return NamedSharding(mesh, P(*spec))
+
+  sharded = [jax.device_put(a, sharding(a)) for a in arrays]
   assert len(sharded[0].addressable_shards) == 8
   return float(jax.jit(fn)(*arrays)), float(jax.jit(fn)(*sharded))
 
@@ -194,4 +197,33 @@ def test_global_batch_losses_sharded_over_8_devices_equal_one_device():
   center = np.zeros(10, np.float32)
   single, sharded = _on_eight_devices(
       lambda s, t: losses.dino_loss(s, t, center, 0.1, 0.04), student, teacher, batch_axis=1)
+  np.testing.assert_allclose(sharded, single, rtol=1e-6)
+
+
+def test_token_cross_entropy_counts_only_labelled_positions():
+  # By hand: vocab 3, two sequences of 3 positions, 3 labelled. Unlabelled positions carry
+  # extreme logits that would dominate the mean if they were counted.
+  logits = np.array([[[2.0, 0.0, 0.0], [50.0, -50.0, 0.0], [0.0, 1.0, 0.0]],
+                     [[0.0, 0.0, 0.0], [-30.0, 30.0, 9.0], [9.0, 0.0, -9.0]]], np.float32)
+  labels = np.array([[0, -1, 2], [1, -1, -1]], np.int32)
+  expected = np.mean([np.log(np.exp(2) + 2) - 2, np.log(2 + np.e) - 0, np.log(3.0)])
+  loss, accuracy = losses.token_cross_entropy(logits, labels)
+  np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
+  # Position (0, 0) is right; (0, 2) predicts 1 not 2; (1, 0) is a three-way tie, argmax 0.
+  np.testing.assert_allclose(float(accuracy), 1 / 3, rtol=1e-6)
+
+
+def test_token_cross_entropy_matches_numpy_and_is_global_over_8_devices():
+  rng = np.random.default_rng(7)
+  logits = rng.normal(size=(16, 5, 11)).astype(np.float32)
+  labels = rng.integers(0, 11, size=(16, 5)).astype(np.int32)
+  labels[rng.random(size=labels.shape) < 0.6] = -1
+  wide = logits.astype(np.float64)
+  log_probs = wide - np.log(np.exp(wide).sum(-1, keepdims=True))
+  rows, cols = np.nonzero(labels >= 0)
+  expected = -np.mean(log_probs[rows, cols, labels[rows, cols]])
+  np.testing.assert_allclose(float(losses.token_cross_entropy(logits, labels)[0]), expected,
+                             rtol=1e-5)
+  single, sharded = _on_eight_devices(lambda x, y: losses.token_cross_entropy(x, y)[0],
+                                      logits, labels)
   np.testing.assert_allclose(sharded, single, rtol=1e-6)
