@@ -55,6 +55,15 @@ def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) ->
         "or check the input data.")
 
 
+def pretrain_data(method: Any, config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, Any]:
+  """(records, views) to pretrain on. A method with its own `data(split, workdir)` (text: a
+  tokenizer trained into the workdir, tokenised documents) provides both; image methods read
+  `config.data` and give augmentation specs."""
+  if hasattr(method, "data"):
+    return method.data("pretrain", workdir)
+  return sources.make_source(config.data, "pretrain"), method.views()
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Pretrains (or resumes) the run in `workdir`; returns the last logged metrics."""
   config_lib.validate(config)
@@ -66,11 +75,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   parallel.check_batch_size(config.batch_size, mesh)
   method = get_method(config)
-  source = sources.make_source(config.data, "pretrain")
+  source, views = pretrain_data(method, config, workdir)
   if getattr(source, "report", None):
     print(f"data cleaning: {source.report}", flush=True)
-  dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
-  sample = pipeline.sample_batch(source, method.views())
+  dataset = pipeline.train_dataset(source, views, config.batch_size, config.seed)
+  sample = pipeline.sample_batch(source, views)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   abstract, shardings = state_lib.state_shardings(
       method, tx, sample, config.seed, mesh, config.get("sharding_rules", ()))

@@ -5,20 +5,22 @@ import numpy as np
 from sslax import checkpoint, evaluate, metrics, optim, parallel, train
 from sslax import config as config_lib
 from sslax import state as state_lib
-from sslax.data import pipeline, sources
+from sslax.data import pipeline
 from sslax.methods import get_method
 from sslax.step import make_train_step
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 
 
-def run_steps(config, devices, num_steps=3):
-  """(losses, final params, final model_state, final extra) of `num_steps` steps on `devices`."""
+def run_steps(config, devices, num_steps=3, workdir=None):
+  """(losses, final params, final model_state, final extra) of `num_steps` steps on `devices`.
+
+  `workdir` is where a text method keeps its tokenizer."""
   mesh = parallel.make_mesh({"data": -1}, devices=devices)
   method = get_method(config)
-  source = sources.make_source(config.data, "pretrain")
-  dataset = pipeline.train_dataset(source, method.views(), config.batch_size, config.seed)
-  sample = pipeline.sample_batch(source, method.views())
+  source, views = train.pretrain_data(method, config, workdir)
+  dataset = pipeline.train_dataset(source, views, config.batch_size, config.seed)
+  sample = pipeline.sample_batch(source, views)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   _, shardings = state_lib.state_shardings(method, tx, sample, config.seed, mesh, ())
   state = state_lib.create_state(method, tx, sample, config.seed, shardings)
@@ -32,10 +34,10 @@ def run_steps(config, devices, num_steps=3):
   return np.array(losses), state["params"], state["model_state"], state["extra"]
 
 
-def assert_eight_devices_match_one(config, num_steps=3, rtol=2e-5):
+def assert_eight_devices_match_one(config, num_steps=3, rtol=2e-5, workdir=None):
   """The loss curve and final state on 8 simulated devices equal those on one device."""
-  one = run_steps(config, jax.devices()[:1], num_steps)
-  eight = run_steps(config, jax.devices()[:8], num_steps)
+  one = run_steps(config, jax.devices()[:1], num_steps, workdir)
+  eight = run_steps(config, jax.devices()[:8], num_steps, workdir)
   assert np.all(np.isfinite(one[0])) and one[0][0] != one[0][-1], one[0]
   np.testing.assert_allclose(eight[0], one[0], rtol=rtol)
   for a, b in zip(jax.tree.leaves(one[1:]), jax.tree.leaves(eight[1:]), strict=True):

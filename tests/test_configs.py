@@ -19,7 +19,12 @@ REPO = __file__.rsplit("/tests/", 1)[0]
 CONFIGS = sorted(glob.glob(f"{REPO}/configs/*.py"))
 
 
-def synthetic_batch(method, channels):
+def synthetic_batch(method, config):
+  if config.method in ("mlm", "gpt"):  # Text: token ids of the configured length.
+    ids = np.full((2, config.data.seq_len), 5, np.int32)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids),
+            "token_type_ids": np.zeros_like(ids)}
+  channels = 1 if config.data.source == "mnist_embedded" else 3
   views = tuple(np.zeros((2, spec["size"], spec["size"], channels), np.float32)
                 for spec in method.views())
   return {"views": views}
@@ -30,8 +35,7 @@ def test_config_builds_its_method_and_state(path):
   config = config_lib.load_config(path)
   config_lib.validate(config)
   method = get_method(config)
-  channels = 1 if config.data.source == "mnist_embedded" else 3
-  batch = synthetic_batch(method, channels)
+  batch = synthetic_batch(method, config)
   params, _, _ = jax.eval_shape(method.init, jax.random.key(0), batch)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   jax.eval_shape(tx.init, params)

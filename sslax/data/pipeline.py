@@ -43,10 +43,18 @@ def multi_crop_specs(base: Mapping[str, Any], global_views: Sequence[Mapping[str
   return specs
 
 
-def train_dataset(source: Sequence[dict[str, Any]], view_specs: Sequence[Any], global_batch: int,
+def example_transform(views: Sequence[Any] | grain.transforms.RandomMap
+                      ) -> grain.transforms.RandomMap:
+  """A method's `views()`: image augmentation specs (one per view), or its own record -> example
+  transform (text methods tokenise, mask and pair sentences this way)."""
+  return views if isinstance(views, grain.transforms.RandomMap) else MakeViews(views)
+
+
+def train_dataset(source: Sequence[dict[str, Any]],
+                  view_specs: Sequence[Any] | grain.transforms.RandomMap, global_batch: int,
                   seed: int, process_index: int | None = None,
                   process_count: int | None = None) -> grain.MapDataset:
-  """The endless stream of this process's batches.
+  """The endless stream of this process's batches (`view_specs`: see example_transform).
 
   The stream of examples is batched in chunks of `global_batch / process_count`; process p takes
   chunks p, p + P, p + 2P, ..., so the processes' chunks of a step, concatenated in process
@@ -59,7 +67,7 @@ def train_dataset(source: Sequence[dict[str, Any]], view_specs: Sequence[Any], g
   if len(source) == 0:
     raise ValueError("the training source has no records")
   dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
-             .random_map(MakeViews(view_specs))
+             .random_map(example_transform(view_specs))
              .batch(global_batch // process_count, drop_remainder=True))
   return dataset[process_index::process_count]
 
@@ -73,9 +81,10 @@ def make_iterator(dataset: grain.MapDataset, num_workers: int = 0,
   return iter(stream)
 
 
-def sample_batch(source: Sequence[dict[str, Any]], view_specs: Sequence[Any]) -> Any:
+def sample_batch(source: Sequence[dict[str, Any]],
+                 view_specs: Sequence[Any] | grain.transforms.RandomMap) -> Any:
   """A batch of two examples with the shapes and dtypes of the training batches (for init)."""
-  views = MakeViews(view_specs).random_map(source[0], np.random.default_rng(0))
+  views = example_transform(view_specs).random_map(source[0], np.random.default_rng(0))
   return jax.tree.map(lambda x: np.stack([x, x]), views)
 
 

@@ -15,10 +15,15 @@ Metrics = dict[str, jax.Array]
 
 
 class PretextMethod(Protocol):
-  """What `sslax.methods.<name>.Method(config)` provides."""
+  """What `sslax.methods.<name>.Method(config)` provides.
+
+  A method may also define `data(split, workdir) -> (records, views)` when its records are not
+  `config.data`'s images (text: documents tokenised with a tokenizer kept in the workdir).
+  """
 
   def views(self) -> list[Any]:
-    """Augmentation specs (see sslax.data.image_ops.augment), one per view the loss needs."""
+    """Augmentation specs (see sslax.data.image_ops.augment), one per view the loss needs, or a
+    grain RandomMap from a record to an example (sslax.data.pipeline.example_transform)."""
 
   def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any, Any]:
     """(params, model_state, extra) for a batch of the right shapes."""

@@ -1,0 +1,129 @@
+"""From a text data config to tokenised documents and the Grain transforms of BERT and GPT.
+
+`prepare` reads the configured documents, cleans them (every drop counted in `report`), holds
+out whole articles, and trains the tokenizer on the training articles only, saved in the workdir
+so that a resumed run and the evaluation reuse exactly the same vocabulary (a tokenizer file
+given as `data.tokenizer` is used as is). Records are tiny dicts of indices into the tokenised
+corpus, which the transforms hold: a record is one draw of an example, and an example is drawn
+anew (sentence pair, mask) every time a record is seen.
+"""
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grain
+import numpy as np
+import tokenizers
+from absl import logging
+
+from sslax.data import text, text_ops, tokenizer
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+  """Tokenised documents: each a list of sentences, each an int32 array of token ids."""
+  train: list[list[np.ndarray]]
+  heldout: list[list[np.ndarray]]
+  titles: tuple[list[str], list[str]]
+  tokenizer: tokenizers.Tokenizer
+  report: dict[str, int]
+
+
+def load_documents(cfg: Mapping[str, Any]) -> list[text.Document]:
+  """`cfg.source`: "wikipedia_embedded" (gensim's sample) or "text_files" (`cfg.path`: a .txt or
+  .jsonl file, or a folder of them)."""
+  kind = cfg.get("source")
+  if kind == "wikipedia_embedded":
+    return text.wikipedia_sample()
+  if kind == "text_files":
+    if not cfg.get("path"):
+      raise ValueError("data.source='text_files' needs data.path: a .txt/.jsonl file or folder")
+    return text.read_text_files(cfg["path"])
+  raise ValueError(f"unknown text data source {kind!r}: use 'wikipedia_embedded' or "
+                   "'text_files'")
+
+
+def _sentences(tok: tokenizers.Tokenizer, docs: Sequence[text.Document]) -> list[list[np.ndarray]]:
+  """Each document as its non-empty tokenised sentences."""
+  out = []
+  for doc in docs:
+    ids = tokenizer.encode(tok, text.split_sentences(doc["text"]))
+    out.append([s for s in ids if len(s)])
+  return out
+
+
+def prepare(cfg: Mapping[str, Any], workdir: str, kind: str, seed: int) -> Corpus:
+  """Documents -> cleaned -> held-out split by article -> tokenizer -> tokenised sentences.
+
+  `kind` is the tokenizer ("wordpiece" for BERT, "bpe" for GPT); `cfg.vocab_size`,
+  `cfg.heldout_fraction` and `cfg.min_chars` size it.
+  """
+  docs, counts = text.clean_documents(load_documents(cfg), min_chars=cfg.get("min_chars", 200))
+  train_docs, heldout_docs = text.split_documents(docs, cfg.get("heldout_fraction", 0.1), seed)
+  path = cfg.get("tokenizer") or os.path.join(workdir, TOKENIZER_FILE)
+  if cfg.get("tokenizer") or os.path.exists(path):  # A given file that is missing raises.
+    tok = tokenizer.load_tokenizer(path)
+  else:
+    tok = tokenizer.train_tokenizer([d["text"] for d in train_docs], kind, cfg["vocab_size"],
+                                    path=path)
+    logging.info("trained a %s tokenizer of %d tokens into %s", kind, tok.get_vocab_size(), path)
+  report = {**counts, "train_articles": len(train_docs), "heldout_articles": len(heldout_docs)}
+  return Corpus(_sentences(tok, train_docs), _sentences(tok, heldout_docs),
+                ([d["title"] for d in train_docs], [d["title"] for d in heldout_docs]), tok,
+                report)
+
+
+class RecordList(list):
+  """A list of records that also carries the cleaning report the train loop prints."""
+
+  def __init__(self, records: Any = (), report: dict[str, int] | None = None):
+    super().__init__(records)
+    self.report = report or {}
+
+
+def nsp_records(docs: Sequence[Sequence[np.ndarray]], max_len: int) -> RecordList:
+  """One record per `max_len` tokens of each document (at least one), so that long articles
+  are drawn as often as the examples they hold, as BERT's data generation does."""
+  records = RecordList()
+  for i, doc in enumerate(docs):
+    tokens = sum(len(s) for s in doc)
+    records.extend({"doc": np.int32(i)} for _ in range(max(1, tokens // max_len)))
+  return records
+
+
+class MlmNspExample(grain.transforms.RandomMap):
+  """{"doc": i} -> a BERT example: a sentence pair from document i (NSP) with dynamic masking."""
+
+  def __init__(self, docs: Sequence[Sequence[np.ndarray]], max_len: int, vocab_size: int,
+               mask_prob: float):
+    self.docs, self.max_len = docs, max_len
+    self.vocab_size, self.mask_prob = vocab_size, mask_prob
+
+  def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    pair = text_ops.nsp_example(self.docs, int(record["doc"]), rng, self.max_len)
+    inputs, labels = text_ops.mask_tokens(pair["input_ids"], rng, self.vocab_size, self.mask_prob)
+    return {"input_ids": inputs, "token_type_ids": pair["token_type_ids"],
+            "attention_mask": pair["attention_mask"], "mlm_labels": labels,
+            "next_sentence_label": pair["next_sentence_label"]}
+
+
+def packed_records(docs: Sequence[Sequence[np.ndarray]], seq_len: int) -> RecordList:
+  """GPT's records: the documents joined by [SEP] and cut into chunks of seq_len + 1 tokens."""
+  joined = [np.concatenate(doc) if doc else np.zeros(0, np.int32) for doc in docs]
+  chunks = text_ops.pack_sequences(joined, seq_len)
+  if not len(chunks):
+    raise ValueError(f"the corpus holds fewer than {seq_len + 1} tokens: lower data.seq_len")
+  return RecordList({"tokens": chunk} for chunk in chunks)
+
+
+class NextTokenExample(grain.transforms.RandomMap):
+  """{"tokens": [L + 1]} -> inputs [L] and next-token targets [L]; nothing random (the packing
+  is fixed), a RandomMap only so that the pipeline treats every method alike."""
+
+  def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    del rng
+    tokens = np.asarray(record["tokens"], np.int32)
+    return {"input_ids": tokens[:-1], "targets": tokens[1:]}

@@ -1,0 +1,114 @@
+"""BERT's masked language model with next-sentence prediction: Devlin et al. 2019, "BERT:
+Pre-training of Deep Bidirectional Transformers for Language Understanding".
+
+Each example is a sentence pair `[CLS] A [SEP] B [SEP]` from one document, where B follows A
+half of the time and comes from another document otherwise (NSP); 15% of its non-special tokens
+are selected, of which 80% become [MASK], 10% a random token and 10% stay, drawn anew every time
+the example is seen (RoBERTa's dynamic masking, Liu et al. 2019). The loss is
+`mlm_weight * MLM + nsp_weight * NSP`: MLM's cross-entropy over the selected tokens of the global
+batch, NSP's over the [CLS] pooler. The MLM output matrix is the token embedding (tied).
+"""
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from sslax import losses
+from sslax.data import text_corpus
+from sslax.models.transformer import MlmHead, NspHead, TextTransformer
+
+
+def text_encoder(config: ml_collections.ConfigDict, causal: bool, num_segments: int
+                 ) -> TextTransformer:
+  """The Transformer of `config.model.text` (hidden_dim, depth, num_heads, mlp_dim, max_len,
+  positions, dropout_rate, tie_embeddings, dtype) over `config.data.vocab_size` tokens."""
+  m = config.model.text
+  return TextTransformer(
+      vocab_size=config.data.vocab_size, hidden_dim=m.hidden_dim, depth=m.depth,
+      num_heads=m.num_heads, mlp_dim=m.get("mlp_dim", 4 * m.hidden_dim),
+      max_len=m.get("max_len", config.data.seq_len), causal=causal,
+      positions=m.get("positions", "learned"), num_segments=num_segments,
+      dropout_rate=m.get("dropout_rate", 0.1), tie_embeddings=m.get("tie_embeddings", True),
+      dtype=jnp.dtype(m.get("dtype", "float32")))
+
+
+def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
+  """[B, T, D] states -> [B, D]: the mean over real (unpadded) tokens, in float32."""
+  weights = attention_mask.astype(jnp.float32)[..., None]
+  return jnp.sum(hidden.astype(jnp.float32) * weights, 1) / jnp.maximum(weights.sum(1), 1.0)
+
+
+class Method:
+  """config.mlm.{mask_prob, mlm_weight, nsp_weight}; config.model.text; config.data.{source,
+  path, vocab_size, seq_len, heldout_fraction, tokenizer}."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.encoder = text_encoder(config, causal=False, num_segments=2)
+    dtype = self.encoder.dtype
+    self.mlm_head, self.nsp_head = MlmHead(dtype=dtype), NspHead(dtype=dtype)
+
+  def data(self, split: str, workdir: str) -> tuple[Any, Any]:
+    """Sentence-pair records of the training ("pretrain") or held-out ("heldout") articles."""
+    corpus = text_corpus.prepare(self.config.data, workdir, "wordpiece", self.config.seed)
+    docs = corpus.train if split == "pretrain" else corpus.heldout
+    seq_len = self.config.data.seq_len
+    records = text_corpus.nsp_records(docs, seq_len)
+    records.report = corpus.report
+    return records, text_corpus.MlmNspExample(docs, seq_len, corpus.tokenizer.get_vocab_size(),
+                                              self.config.mlm.mask_prob)
+
+  def _hidden(self, params, batch, train, rng=None):
+    rngs = {"dropout": rng} if train else {}
+    return self.encoder.apply({"params": params["encoder"]}, batch["input_ids"],
+                              batch["attention_mask"], batch["token_type_ids"], train=train,
+                              rngs=rngs)
+
+  def init(self, rng: jax.Array, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    enc_rng, mlm_rng, nsp_rng = jax.random.split(rng, 3)
+    encoder = self.encoder.init(enc_rng, batch["input_ids"], batch["attention_mask"],
+                                batch["token_type_ids"], train=False)["params"]
+    hidden = self.encoder.apply({"params": encoder}, batch["input_ids"], batch["attention_mask"],
+                                batch["token_type_ids"], train=False)
+    embedding = encoder["token_embed"]["embedding"]
+    params = {"encoder": encoder,
+              "mlm_head": self.mlm_head.init(mlm_rng, hidden, embedding)["params"],
+              "nsp_head": self.nsp_head.init(nsp_rng, hidden)["params"]}
+    return params, {}, {}
+
+  def heads(self, params, hidden):
+    """(MLM logits [B, T, V], NSP logits [B, 2]; class 1 = B follows A) in float32."""
+    embedding = params["encoder"]["token_embed"]["embedding"]
+    mlm = self.mlm_head.apply({"params": params["mlm_head"]}, hidden, embedding)
+    nsp = self.nsp_head.apply({"params": params["nsp_head"]}, hidden)
+    return mlm.astype(jnp.float32), nsp.astype(jnp.float32)
+
+  def loss(self, params, model_state, extra, batch, rng, step):
+    del step
+    hidden = self._hidden(params, batch, train=True, rng=rng)
+    mlm_logits, nsp_logits = self.heads(params, hidden)
+    mlm_loss, mlm_accuracy = losses.token_cross_entropy(mlm_logits, batch["mlm_labels"])
+    nsp_labels = batch["next_sentence_label"]
+    nsp_loss = optax.softmax_cross_entropy_with_integer_labels(nsp_logits, nsp_labels).mean()
+    c = self.config.mlm
+    loss = c.mlm_weight * mlm_loss + c.nsp_weight * nsp_loss
+    metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy, "nsp_loss": nsp_loss,
+               "nsp_accuracy": jnp.mean(jnp.argmax(nsp_logits, -1) == nsp_labels)}
+    return loss, (metrics, model_state, extra)
+
+  def update_extra(self, params, extra, step):
+    del params, step
+    return extra
+
+  feature_levels = ("encoder", "cls")
+
+  def features(self, params, model_state, batch, level="encoder"):
+    """Sentence features [B, D]: the mean of the final states over real tokens ("encoder"), or
+    the [CLS] state ("cls")."""
+    del model_state
+    hidden = self._hidden(params, batch, train=False)
+    if level == "cls":
+      return hidden[:, 0].astype(jnp.float32)
+    return mean_pool(hidden, batch["attention_mask"])
