@@ -4,12 +4,15 @@
   python benchmarks/throughput.py --method=mae --backbone=vit_tiny --patch-size=4 --image-size=32
   python benchmarks/throughput.py --method=dino --backbone=vit_tiny --patch-size=4 \\
       --image-size=32 --local-size=16 --num-local=4
+  python benchmarks/throughput.py --method=mlm --batch=32 --seq-len=128 --optimizer=adamw
 
 The method's own recipe (`configs/<method>_mnist.py`: its heads, losses and schedules) is loaded,
 then the backbone, input sizes, batch, dtype and optimizer are replaced from the flags; `--set
 key=value` overrides any other field (a Python literal). Prints one JSON line: examples_per_sec
 (an example is one image with all its views), step_time_ms (median of the timed steps),
-compile_s (ahead-of-time compilation), params.
+compile_s (ahead-of-time compilation), params. Text methods (mlm, gpt) take their recipe from
+configs/bert_wiki.py and configs/gpt_wiki.py (the model from `--set model.text=...`), read random
+tokens of `--seq-len` and also report tokens_per_sec.
 """
 import argparse
 import ast
@@ -37,6 +40,7 @@ BACKBONES = {
     "vit_small": dict(name="vit_small"),
     "vit_base": dict(name="vit_base"),
 }
+TEXT_CONFIGS = {"mlm": "bert_wiki", "gpt": "gpt_wiki"}
 
 
 def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
@@ -44,6 +48,12 @@ def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   for item in args.set:
     key, _, value = item.partition("=")
     overrides[key] = ast.literal_eval(value)
+  if args.method in TEXT_CONFIGS:
+    c = config_lib.load_config(f"{REPO}/configs/{TEXT_CONFIGS[args.method]}.py", **overrides)
+    c.batch_size, c.data.seq_len = args.batch, args.seq_len
+    c.model.text = {**c.model.text, "dtype": args.dtype}
+    c.optimizer.name = args.optimizer
+    return c
   c = config_lib.load_config(f"{REPO}/configs/{args.method}_mnist.py", **overrides)
   c.batch_size = args.batch
   encoder = {**BACKBONES[args.backbone], "dtype": args.dtype,
@@ -59,6 +69,26 @@ def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   return c
 
 
+def random_batch(method_name: str, config: ml_collections.ConfigDict, args: argparse.Namespace,
+                 rng: np.random.Generator, views: list) -> dict:
+  """A host batch of the method's shapes: random images, or random tokens (BERT: a pair with
+  15% of positions labelled and a random NSP label; GPT: inputs and shifted targets)."""
+  if method_name not in TEXT_CONFIGS:
+    return {"views": tuple(
+        rng.normal(size=(args.batch, spec["size"], spec["size"], args.channels)).astype(np.float32)
+        for spec in views)}
+  shape = (args.batch, args.seq_len + 1)
+  tokens = rng.integers(5, config.data.vocab_size, size=shape).astype(np.int32)
+  if method_name == "gpt":
+    return {"input_ids": tokens[:, :-1], "targets": tokens[:, 1:]}
+  ids = tokens[:, :-1]
+  labels = np.where(rng.random(ids.shape) < 0.15, ids, -1).astype(np.int32)
+  types = (np.arange(args.seq_len) >= args.seq_len // 2).astype(np.int32)
+  return {"input_ids": ids, "attention_mask": np.ones_like(ids),
+          "token_type_ids": np.broadcast_to(types, ids.shape).copy(), "mlm_labels": labels,
+          "next_sentence_label": rng.integers(0, 2, args.batch).astype(np.int32)}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--method", default="simclr",
@@ -69,6 +99,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--patch-size", type=int, default=16, help="ViT backbones only")
+  parser.add_argument("--seq-len", type=int, default=128, help="text methods only")
   parser.add_argument("--local-size", type=int, default=0, help="multi-crop local view size")
   parser.add_argument("--num-local", type=int, default=0, help="multi-crop local views")
   parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
@@ -83,9 +114,8 @@ def main() -> None:
   method = get_method(config)
   mesh = parallel.make_mesh({"data": -1})
   rng = np.random.default_rng(0)
-  host_batch = {"views": tuple(
-      rng.normal(size=(args.batch, spec["size"], spec["size"], args.channels)).astype(np.float32)
-      for spec in method.views())}
+  text = args.method in TEXT_CONFIGS
+  host_batch = random_batch(args.method, config, args, rng, [] if text else method.views())
   sample = jax.tree.map(lambda x: x[:2], host_batch)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
@@ -111,13 +141,16 @@ def main() -> None:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   step_time = float(np.median(times))
+  shape = ({"model": dict(config.model.text), "seq_len": args.seq_len,
+            "tokens_per_sec": args.batch * args.seq_len / step_time} if text else
+           {"backbone": args.backbone, "image_size": args.image_size,
+            "views": [spec["size"] for spec in method.views()],
+            "conv_weight_grad": args.conv_weight_grad})
   print(json.dumps({
-      "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
-      "views": [spec["size"] for spec in method.views()], "batch": args.batch,
-      "dtype": args.dtype, "conv_weight_grad": args.conv_weight_grad, "set": args.set,
-      "devices": jax.device_count(),
-      "platform": jax.devices()[0].platform, "examples_per_sec": args.batch / step_time,
-      "step_time_ms": 1000 * step_time, "compile_s": compile_s, "params": int(params)}))
+      "method": args.method, **shape, "batch": args.batch, "dtype": args.dtype, "set": args.set,
+      "devices": jax.device_count(), "platform": jax.devices()[0].platform,
+      "examples_per_sec": args.batch / step_time, "step_time_ms": 1000 * step_time,
+      "compile_s": compile_s, "params": int(params)}))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ from absl import app, flags
 from sslax import checkpoint, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
-from sslax.data import pipeline, sources
+from sslax import train as train_lib
+from sslax.data import pipeline, sources, text_corpus
 from sslax.evals import knn, linear
+from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default the latest.")
@@ -46,19 +48,23 @@ def _jitted_features(method, level: str, mesh):
                  out_shardings=parallel.replicated(mesh))
 
 
-def extract_features(method, params, model_state, images: np.ndarray, batch_size: int, mesh,
+def extract_features(method, params, model_state, inputs: Any, batch_size: int, mesh,
                      level: str = "encoder") -> np.ndarray:
-  """Features of `images` at `level` in fixed-size, sharded chunks (one compiled shape)."""
+  """Features of `inputs` (images, or a dict of token arrays) at `level` in fixed-size, sharded
+  chunks (one compiled shape)."""
   step = parallel.batch_divisor(mesh)
   batch_size = -(-batch_size // step) * step
   fn = _jitted_features(method, level, mesh)
+  total = len(jax.tree.leaves(inputs)[0])
   out = []
-  for i in range(0, len(images), batch_size):
-    chunk = images[i:i + batch_size]
-    padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]),
-                                             chunk.dtype)])
+  for i in range(0, total, batch_size):
+    chunk = jax.tree.map(lambda a, i=i: a[i:i + batch_size], inputs)
+    n = len(jax.tree.leaves(chunk)[0])
+    padded = jax.tree.map(
+        lambda a, n=n: np.concatenate([a, np.zeros((batch_size - n, *a.shape[1:]), a.dtype)]),
+        chunk)
     x = jax.device_put(padded, parallel.batch_sharding(mesh))
-    out.append(np.asarray(fn(params, model_state, x))[:len(chunk)])
+    out.append(np.asarray(fn(params, model_state, x))[:n])
   return np.concatenate(out)
 
 
@@ -73,25 +79,35 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
   return {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"])}
 
 
-def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
-  """Evaluates checkpoint `step` (default: latest) of the run in `workdir`; writes results."""
-  config = load_run_config(workdir)
-  cfg = {**EVAL_DEFAULTS, **dict(config.get("eval", {}))}
-  method = get_method(config)
-  mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
-  pretrain_source = sources.make_source(config.data, "pretrain")
-  sample = pipeline.sample_batch(pretrain_source, method.views())
+def _trained_and_initial(method, config, workdir, step, mesh):
+  """(step, restored train state, the run's initial state) of checkpoint `step` or the latest."""
+  pretrain_source, views = train_lib.pretrain_data(method, config, workdir)
+  sample = pipeline.sample_batch(pretrain_source, views)
   tx, _ = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
   abstract, shardings = state_lib.state_shardings(
       method, tx, sample, config.seed, mesh, config.get("sharding_rules", ()))
-
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
   step = ckpt.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
   trained, _ = ckpt.restore(step, abstract)
   ckpt.close()
-  initial = state_lib.create_state(method, tx, sample, config.seed, shardings)
+  return step, trained, state_lib.create_state(method, tx, sample, config.seed, shardings)
+
+
+def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
+  """Evaluates checkpoint `step` (default: latest) of the run in `workdir`; writes results."""
+  config = load_run_config(workdir)
+  cfg = {**EVAL_DEFAULTS, **dict(config.get("eval", {}))}
+  method = get_method(config)
+  mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
+  step, trained, initial = _trained_and_initial(method, config, workdir, step, mesh)
+  if hasattr(method, "data"):
+    results = evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh)
+    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    print(text_results_table(results))
+    return results
 
   view = method.views()[0]
   train_x, train_y = pipeline.eval_arrays(sources.make_source(config.data, "train"), view)
@@ -120,6 +136,56 @@ def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
     json.dump(results, f, indent=2)
   print(results_table(results))
   return results
+
+
+def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) -> dict[str, Any]:
+  """Held-out pretext metrics and the held-out article probe (see sslax.evals.text), for the
+  trained model, its initial weights and (probe only) bag-of-tokens features."""
+  corpus = text_corpus.prepare(config.data, workdir, method.tokenizer_kind, config.seed)
+  records, views = method.data("heldout", workdir)
+  train_s, train_y, test_s, test_y = text_eval.article_probe(corpus.heldout)
+  num_classes = int(train_y.max()) + 1
+  seq_len = config.data.seq_len
+  results: dict[str, Any] = {
+      "step": int(step), "protocol": cfg, "heldout_articles": len(corpus.heldout),
+      "probe": f"which of {num_classes} held-out articles a sentence comes from",
+      "train_examples": len(train_y), "test_examples": len(test_y),
+      "majority_top1": float(np.bincount(test_y).max() / len(test_y))}
+  for prefix, state in (("", trained), ("random_init_", initial)):
+    pretext = text_eval.heldout_pretext_metrics(
+        method, state["params"], state["model_state"], records, views, config.batch_size,
+        config.seed + 1, mesh)
+    results.update({f"{prefix}heldout_{k}": v for k, v in pretext.items()})
+    features = functools.partial(extract_features, method, state["params"], state["model_state"],
+                                 batch_size=cfg["batch_size"], mesh=mesh)
+    scores = protocol(features(method.encode_sentences(train_s, seq_len)), train_y,
+                      features(method.encode_sentences(test_s, seq_len)), test_y, num_classes,
+                      cfg)
+    results.update({prefix + k: v for k, v in scores.items()})
+  vocab = config.data.vocab_size
+  scores = protocol(text_eval.bag_of_tokens(train_s, vocab), train_y,
+                    text_eval.bag_of_tokens(test_s, vocab), test_y, num_classes, cfg)
+  results.update({"bag_of_tokens_" + k: v for k, v in scores.items()})
+  return results
+
+
+def text_results_table(results: dict[str, Any]) -> str:
+  pretext = sorted(k[len("heldout_"):] for k in results if k.startswith("heldout_")
+                   and k != "heldout_articles")
+  lines = [f"step {results['step']}: held-out pretext metrics on {results['heldout_articles']} "
+           f"articles; probe: {results['probe']} ({results['train_examples']} train / "
+           f"{results['test_examples']} test sentences, majority class "
+           f"{results['majority_top1']:.4f})",
+           "| model | " + " | ".join(pretext) + " | probe kNN top-1 | probe linear top-1 |",
+           "|---" * (len(pretext) + 3) + "|"]
+  for name, p in (("pretrained", ""), ("random init", "random_init_")):
+    values = " | ".join(f"{results[f'{p}heldout_{k}']:.4f}" for k in pretext)
+    lines.append(f"| {name} | {values} | {results[p + 'knn_top1']:.4f} | "
+                 f"{results[p + 'linear_top1']:.4f} |")
+  blanks = " | " * len(pretext)
+  lines.append(f"| bag of tokens | {blanks}{results['bag_of_tokens_knn_top1']:.4f} | "
+               f"{results['bag_of_tokens_linear_top1']:.4f} |")
+  return "\n".join(lines)
 
 
 def results_table(results: dict[str, Any]) -> str:

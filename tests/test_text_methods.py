@@ -9,7 +9,7 @@ import optax
 import pytest
 from method_harness import REPO, assert_eight_devices_match_one
 
-from sslax import checkpoint, metrics, train
+from sslax import checkpoint, evaluate, metrics, train
 from sslax import config as config_lib
 from sslax.data import pipeline, text_ops, tokenizer
 from sslax.methods import get_method
@@ -96,3 +96,14 @@ def test_text_run_resumes_to_the_same_losses(tmp_path):
   losses = [[r["loss"] for r in metrics.read_metrics(d)] for d in (whole, cut)]
   assert len(losses[0]) == 4 and np.all(np.isfinite(losses[0]))
   np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+  # Evaluation reads the checkpoint and the workdir's tokenizer: held-out pretext metrics and
+  # the article probe, for the trained and the initial weights, and the bag-of-tokens baseline.
+  results = evaluate.evaluate(str(cut))
+  assert results["step"] == 4 and results["test_examples"] > 0
+  for prefix in ("", "random_init_", "bag_of_tokens_"):
+    for key in ("knn_top1", "linear_top1"):
+      assert 0.0 <= results[prefix + key] <= 1.0
+  for prefix in ("", "random_init_"):
+    assert 0.0 <= results[prefix + "heldout_mlm_accuracy"] <= 1.0
+    assert results[prefix + "heldout_mlm_loss"] > 0
+  assert results["heldout_mlm_loss"] != results["random_init_heldout_mlm_loss"]

@@ -11,9 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from sslax import losses
-from sslax.data import text_corpus
+from sslax.data import text_corpus, tokenizer
 from sslax.methods.mlm import mean_pool, text_encoder
 
 
@@ -21,13 +22,16 @@ class Method:
   """config.model.text; config.data.{source, path, vocab_size, seq_len, heldout_fraction,
   tokenizer}."""
 
+  tokenizer_kind = "bpe"
+
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.decoder = text_encoder(config, causal=True, num_segments=0)
 
   def data(self, split: str, workdir: str) -> tuple[Any, Any]:
     """Packed chunks of the training ("pretrain") or held-out ("heldout") articles."""
-    corpus = text_corpus.prepare(self.config.data, workdir, "bpe", self.config.seed)
+    corpus = text_corpus.prepare(self.config.data, workdir, self.tokenizer_kind,
+                                 self.config.seed)
     docs = corpus.train if split == "pretrain" else corpus.heldout
     records = text_corpus.packed_records(docs, self.config.data.seq_len)
     records.report = corpus.report
@@ -47,14 +51,29 @@ class Method:
     return self.decoder.apply({"params": params["decoder"]}, hidden,
                               method=self.decoder.lm_logits).astype(jnp.float32)
 
-  def loss(self, params, model_state, extra, batch, rng, step):
-    del step
-    hidden = self._hidden(params, batch["input_ids"], train=True, rng=rng)
+  def _losses(self, params, batch, train, rng=None):
+    hidden = self._hidden(params, batch["input_ids"], train=train, rng=rng)
     logits = self.decoder.apply({"params": params["decoder"]}, hidden,
                                 method=self.decoder.lm_logits)
     loss, accuracy = losses.token_cross_entropy(logits, batch["targets"])
-    metrics = {"next_token_accuracy": accuracy, "perplexity": jnp.exp(loss)}
-    return loss, (metrics, model_state, extra)
+    return {"lm_loss": loss, "next_token_accuracy": accuracy, "perplexity": jnp.exp(loss)}
+
+  def loss(self, params, model_state, extra, batch, rng, step):
+    del step
+    metrics = self._losses(params, batch, train=True, rng=rng)
+    return metrics["lm_loss"], (metrics, model_state, extra)
+
+  def pretext_metrics(self, params, model_state, batch):
+    """Next-token loss, accuracy and perplexity without dropout (held-out evaluation)."""
+    del model_state
+    return self._losses(params, batch, train=False)
+
+  def encode_sentences(self, sentences, seq_len):
+    """Token-id sentences -> a feature batch: each sentence padded (cut to fit)."""
+    ids = np.full((len(sentences), seq_len), tokenizer.PAD_ID, np.int32)
+    for i, s in enumerate(sentences):
+      ids[i, :min(len(s), seq_len)] = s[:seq_len]
+    return {"input_ids": ids, "attention_mask": (ids != tokenizer.PAD_ID).astype(np.int32)}
 
   def update_extra(self, params, extra, step):
     del params, step

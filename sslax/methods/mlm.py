@@ -13,10 +13,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from sslax import losses
-from sslax.data import text_corpus
+from sslax.data import text_corpus, tokenizer
 from sslax.models.transformer import MlmHead, NspHead, TextTransformer
 
 
@@ -44,6 +45,8 @@ class Method:
   """config.mlm.{mask_prob, mlm_weight, nsp_weight}; config.model.text; config.data.{source,
   path, vocab_size, seq_len, heldout_fraction, tokenizer}."""
 
+  tokenizer_kind = "wordpiece"
+
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.encoder = text_encoder(config, causal=False, num_segments=2)
@@ -52,7 +55,8 @@ class Method:
 
   def data(self, split: str, workdir: str) -> tuple[Any, Any]:
     """Sentence-pair records of the training ("pretrain") or held-out ("heldout") articles."""
-    corpus = text_corpus.prepare(self.config.data, workdir, "wordpiece", self.config.seed)
+    corpus = text_corpus.prepare(self.config.data, workdir, self.tokenizer_kind,
+                                 self.config.seed)
     docs = corpus.train if split == "pretrain" else corpus.heldout
     seq_len = self.config.data.seq_len
     records = text_corpus.nsp_records(docs, seq_len)
@@ -85,18 +89,35 @@ class Method:
     nsp = self.nsp_head.apply({"params": params["nsp_head"]}, hidden)
     return mlm.astype(jnp.float32), nsp.astype(jnp.float32)
 
-  def loss(self, params, model_state, extra, batch, rng, step):
-    del step
-    hidden = self._hidden(params, batch, train=True, rng=rng)
+  def _losses(self, params, batch, train, rng=None):
+    hidden = self._hidden(params, batch, train=train, rng=rng)
     mlm_logits, nsp_logits = self.heads(params, hidden)
     mlm_loss, mlm_accuracy = losses.token_cross_entropy(mlm_logits, batch["mlm_labels"])
     nsp_labels = batch["next_sentence_label"]
     nsp_loss = optax.softmax_cross_entropy_with_integer_labels(nsp_logits, nsp_labels).mean()
+    return {"mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy, "nsp_loss": nsp_loss,
+            "nsp_accuracy": jnp.mean(jnp.argmax(nsp_logits, -1) == nsp_labels)}
+
+  def loss(self, params, model_state, extra, batch, rng, step):
+    del step
+    metrics = self._losses(params, batch, train=True, rng=rng)
     c = self.config.mlm
-    loss = c.mlm_weight * mlm_loss + c.nsp_weight * nsp_loss
-    metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy, "nsp_loss": nsp_loss,
-               "nsp_accuracy": jnp.mean(jnp.argmax(nsp_logits, -1) == nsp_labels)}
+    loss = c.mlm_weight * metrics["mlm_loss"] + c.nsp_weight * metrics["nsp_loss"]
     return loss, (metrics, model_state, extra)
+
+  def pretext_metrics(self, params, model_state, batch):
+    """MLM and NSP loss and accuracy without dropout (held-out evaluation)."""
+    del model_state
+    return self._losses(params, batch, train=False)
+
+  def encode_sentences(self, sentences, seq_len):
+    """Token-id sentences -> a feature batch: `[CLS] sentence [SEP]`, padded (cut to fit)."""
+    ids = np.full((len(sentences), seq_len), tokenizer.PAD_ID, np.int32)
+    for i, s in enumerate(sentences):
+      tokens = [tokenizer.CLS_ID, *s[:seq_len - 2], tokenizer.SEP_ID]
+      ids[i, :len(tokens)] = tokens
+    return {"input_ids": ids, "attention_mask": (ids != tokenizer.PAD_ID).astype(np.int32),
+            "token_type_ids": np.zeros_like(ids)}
 
   def update_extra(self, params, extra, step):
     del params, step
