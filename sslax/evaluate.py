@@ -154,7 +154,7 @@ def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) ->
   for prefix, state in (("", trained), ("random_init_", initial)):
     pretext = text_eval.heldout_pretext_metrics(
         method, state["params"], state["model_state"], records, views, config.batch_size,
-        config.seed + 1, mesh)
+        config.seed + 1, mesh, cfg.get("pretext_batches", 200))
     results.update({f"{prefix}heldout_{k}": v for k, v in pretext.items()})
     features = functools.partial(extract_features, method, state["params"], state["model_state"],
                                  batch_size=cfg["batch_size"], mesh=mesh)

@@ -18,14 +18,15 @@ from sslax.data import pipeline
 
 
 def heldout_pretext_metrics(method: Any, params: Any, model_state: Any, records: Sequence[Any],
-                            views: Any, batch_size: int, seed: int, mesh) -> dict[str, float]:
+                            views: Any, batch_size: int, seed: int, mesh,
+                            max_batches: int = 200) -> dict[str, float]:
   """`method.pretext_metrics` averaged over a fixed draw of held-out batches (about one example
-  per record; batches of equal size, so the mean of batch means)."""
+  per record, at most `max_batches`; batches of equal size, so the mean of batch means)."""
   dataset = pipeline.train_dataset(records, views, batch_size, seed, process_index=0,
                                    process_count=1)
   fn = jax.jit(method.pretext_metrics, out_shardings=parallel.replicated(mesh))
   totals: dict[str, float] = {}
-  num_batches = max(1, len(records) // batch_size)
+  num_batches = min(max(1, len(records) // batch_size), max_batches)
   for i in range(num_batches):
     row = jax.device_get(fn(params, model_state, parallel.to_global(dataset[i], mesh)))
     for k, v in row.items():
