@@ -302,3 +302,9 @@ def test_pad_to():
   assert text_ops.pad_to(np.array([5, 6]), 4).dtype == np.int32
   with pytest.raises(ValueError, match="do not fit"):
     text_ops.pad_to(np.arange(5), 4)
+
+
+def test_pad_batch_cuts_pads_and_masks():
+  ids, mask = text_ops.pad_batch([np.array([7, 8, 9]), np.array([5, 6, 7, 8, 9, 10])], 4)
+  np.testing.assert_array_equal(ids, [[7, 8, 9, PAD_ID], [5, 6, 7, 8]])
+  np.testing.assert_array_equal(mask, [[1, 1, 1, 0], [1, 1, 1, 1]])

@@ -25,6 +25,13 @@ def pad_to(ids: np.ndarray, length: int, pad_id: int = PAD_ID) -> np.ndarray:
   return out
 
 
+def pad_batch(sequences: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:
+  """(ids [n, length] int32, attention_mask [n, length] int32): each sequence cut to `length`
+  and padded with PAD_ID; the mask is 1 at real tokens."""
+  ids = np.stack([pad_to(np.asarray(s)[:length], length) for s in sequences])
+  return ids, (ids != PAD_ID).astype(np.int32)
+
+
 def mask_tokens(ids: np.ndarray, rng: np.random.Generator, vocab_size: int,
                 mask_prob: float = 0.15, mask_id: int = MASK_ID, num_special: int = NUM_SPECIAL,
                 mask_frac: float = 0.8, random_frac: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from sslax import losses
-from sslax.data import text_corpus, tokenizer
+from sslax.data import text_corpus, text_ops
 from sslax.methods.mlm import mean_pool, text_encoder
 
 
@@ -70,10 +69,8 @@ class Method:
 
   def encode_sentences(self, sentences, seq_len):
     """Token-id sentences -> a feature batch: each sentence padded (cut to fit)."""
-    ids = np.full((len(sentences), seq_len), tokenizer.PAD_ID, np.int32)
-    for i, s in enumerate(sentences):
-      ids[i, :min(len(s), seq_len)] = s[:seq_len]
-    return {"input_ids": ids, "attention_mask": (ids != tokenizer.PAD_ID).astype(np.int32)}
+    ids, mask = text_ops.pad_batch(sentences, seq_len)
+    return {"input_ids": ids, "attention_mask": mask}
 
   def update_extra(self, params, extra, step):
     del params, step

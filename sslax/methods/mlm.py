@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 from sslax import losses
-from sslax.data import text_corpus, tokenizer
+from sslax.data import text_corpus, text_ops, tokenizer
 from sslax.models.transformer import MlmHead, NspHead, TextTransformer
 
 
@@ -112,12 +112,9 @@ class Method:
 
   def encode_sentences(self, sentences, seq_len):
     """Token-id sentences -> a feature batch: `[CLS] sentence [SEP]`, padded (cut to fit)."""
-    ids = np.full((len(sentences), seq_len), tokenizer.PAD_ID, np.int32)
-    for i, s in enumerate(sentences):
-      tokens = [tokenizer.CLS_ID, *s[:seq_len - 2], tokenizer.SEP_ID]
-      ids[i, :len(tokens)] = tokens
-    return {"input_ids": ids, "attention_mask": (ids != tokenizer.PAD_ID).astype(np.int32),
-            "token_type_ids": np.zeros_like(ids)}
+    ids, mask = text_ops.pad_batch(
+        [[tokenizer.CLS_ID, *s[:seq_len - 2], tokenizer.SEP_ID] for s in sentences], seq_len)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
   def update_extra(self, params, extra, step):
     del params, step
