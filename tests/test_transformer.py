@@ -14,13 +14,8 @@ from jax.sharding import PartitionSpec as P
 
 from sslax import parallel
 from sslax.losses import token_cross_entropy
-from sslax.models.transformer import (
-  TEXT_SIZES,
-  MlmHead,
-  NspHead,
-  TextTransformer,
-  apply_rotary,
-)
+from sslax.models.attention import apply_rotary
+from sslax.models.transformer import TEXT_SIZES, MlmHead, NspHead, TextTransformer
 
 TINY = dict(vocab_size=64, hidden_dim=32, depth=2, num_heads=4, mlp_dim=64, max_len=16)
 BATCH, LENGTH = 4, 16

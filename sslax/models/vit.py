@@ -11,7 +11,7 @@ Parameter names follow the sharding-rule layout: `patch_embed/kernel` [p, p, C, 
 kernel's layout), `cls_token`, `pos_embed` [1, 1 + N, D] (learned only; slot 0 is the CLS's),
 `block{i}/{norm1, attn/{query,key,value,out}, norm2, mlp/{fc1,fc2}}`, `norm`; the attention
 kernels keep a heads axis ([D, heads, head_dim] and [heads, head_dim, D]) so rules can shard it
-(the key projection has no bias, see SelfAttention).
+(the key projection has no bias, see sslax/models/attention.py).
 """
 import math
 from collections.abc import Mapping
@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.typing import Array, Dtype
+
+from sslax.models.attention import SelfAttention
 
 VIT_SIZES = {  # name -> (hidden_dim, depth, num_heads), from ViT and DeiT (Touvron et al. 2021).
   "vit_tiny": (192, 12, 3),
@@ -122,27 +124,6 @@ class Mlp(nn.Module):
     return _dense(x.shape[-1], dtype=self.dtype, name="fc2")(y)
 
 
-class SelfAttention(nn.Module):
-  """Multi-head self-attention; kernels keep a heads axis: query/key/value [D, heads, head_dim],
-  out [heads, head_dim, D]. Softmax in float32 (jax.nn.dot_product_attention). The key has no
-  bias: softmax ignores a shift shared by every key, so its gradient is zero and Adam would only
-  turn rounding noise into random steps."""
-  num_heads: int
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    dim = x.shape[-1]
-    if dim % self.num_heads:
-      raise ValueError(f"hidden size {dim} is not divisible by num_heads={self.num_heads}")
-    proj = partial(nn.DenseGeneral, features=(self.num_heads, dim // self.num_heads),
-                   dtype=self.dtype, param_dtype=jnp.float32, kernel_init=_xavier)
-    q, k, v = proj(name="query")(x), proj(use_bias=False, name="key")(x), proj(name="value")(x)
-    y = jax.nn.dot_product_attention(q, k, v)
-    return nn.DenseGeneral(dim, axis=(-2, -1), dtype=self.dtype, param_dtype=jnp.float32,
-                           kernel_init=_xavier, name="out")(y)
-
-
 class Block(nn.Module):
   """Pre-norm Transformer block: x + MHSA(LN(x)), then x + MLP(LN(x))."""
   num_heads: int
@@ -151,7 +132,7 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    attn = SelfAttention(self.num_heads, self.dtype, name="attn")
+    attn = SelfAttention(self.num_heads, dtype=self.dtype, name="attn")
     x = x + attn(_layer_norm(dtype=self.dtype, name="norm1")(x))
     return x + Mlp(self.mlp_dim, self.dtype, name="mlp")(_layer_norm(dtype=self.dtype,
                                                                       name="norm2")(x))
