@@ -236,8 +236,9 @@ class ImageFolderSource:
     raise RuntimeError(f"None of the {n} images under {self.root} can be decoded any more.")
 
 
-def _open_tfds(name: str, split: str, data_dir: str | None, image_key: str):
-  """Opens a prepared array_record TFDS split for random access, without ever downloading."""
+def open_tfds(name: str, split: str, data_dir: str | None, feature_key: str):
+  """Opens a prepared array_record TFDS split for random access, without ever downloading;
+  `feature_key` must be one of its features (the images, or the text)."""
   import tensorflow_datasets as tfds  # Imported here: it takes about a second.
 
   where = f"data_dir={data_dir}" if data_dir else "the default TFDS data_dir"
@@ -250,9 +251,9 @@ def _open_tfds(name: str, split: str, data_dir: str | None, image_key: str):
   if not builder.is_prepared():
     raise ValueError(f"TFDS dataset {name!r} is not prepared in {where}: run `tfds build {name} "
                      "--file_format=array_record --data_dir=DIR` and pass that data_dir.")
-  if image_key not in builder.info.features:
-    raise ValueError(f"TFDS dataset {name!r} has no feature {image_key!r}: set image_key to one "
-                     f"of {sorted(builder.info.features)}.")
+  if feature_key not in builder.info.features:
+    raise ValueError(f"TFDS dataset {name!r} has no feature {feature_key!r}: use one of "
+                     f"{sorted(builder.info.features)}.")
   try:
     return builder.as_data_source(split=split)
   except NotImplementedError:  # Prepared as tfrecord, which has no random access.
@@ -276,7 +277,7 @@ class TfdsSource:
     self.name, self.split = name, split
     self.data_dir = os.fspath(data_dir) if data_dir is not None else None
     self.image_key, self.label_key = image_key, label_key
-    self._source = _open_tfds(name, split, self.data_dir, image_key)
+    self._source = open_tfds(name, split, self.data_dir, image_key)
 
   def __len__(self) -> int:
     return len(self._source)

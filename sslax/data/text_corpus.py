@@ -17,7 +17,7 @@ import numpy as np
 import tokenizers
 from absl import logging
 
-from sslax.data import text, text_ops, tokenizer
+from sslax.data import sources, text, text_ops, tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -32,9 +32,28 @@ class Corpus:
   report: dict[str, int]
 
 
+def _tfds_documents(cfg: Mapping[str, Any]) -> list[text.Document]:
+  """Every example of a prepared array_record TFDS split as a document (`cfg.name`, optional
+  `data_dir`, `split` (default "train"), `text_key` ("text"), `title_key` ("title", if any))."""
+  if not cfg.get("name"):
+    raise ValueError("data.source='tfds' needs data.name: a TFDS dataset prepared as array_record")
+  text_key, title_key = cfg.get("text_key", "text"), cfg.get("title_key", "title")
+  source = sources.open_tfds(cfg["name"], cfg.get("split", "train"), cfg.get("data_dir"),
+                             text_key)
+  docs = []
+  for i in range(len(source)):
+    example = source[i]
+    value = example[text_key]
+    title = example.get(title_key, b"")
+    docs.append({"id": f"{cfg['name']}:{i}",
+                 "title": title.decode("utf-8") if isinstance(title, bytes) else str(title),
+                 "text": value.decode("utf-8") if isinstance(value, bytes) else str(value)})
+  return docs
+
+
 def load_documents(cfg: Mapping[str, Any]) -> list[text.Document]:
-  """`cfg.source`: "wikipedia_embedded" (gensim's sample) or "text_files" (`cfg.path`: a .txt or
-  .jsonl file, or a folder of them)."""
+  """`cfg.source`: "wikipedia_embedded" (gensim's sample), "text_files" (`cfg.path`: a .txt or
+  .jsonl file, or a folder of them) or "tfds" (see _tfds_documents)."""
   kind = cfg.get("source")
   if kind == "wikipedia_embedded":
     return text.wikipedia_sample()
@@ -42,8 +61,10 @@ def load_documents(cfg: Mapping[str, Any]) -> list[text.Document]:
     if not cfg.get("path"):
       raise ValueError("data.source='text_files' needs data.path: a .txt/.jsonl file or folder")
     return text.read_text_files(cfg["path"])
-  raise ValueError(f"unknown text data source {kind!r}: use 'wikipedia_embedded' or "
-                   "'text_files'")
+  if kind == "tfds":
+    return _tfds_documents(cfg)
+  raise ValueError(f"unknown text data source {kind!r}: use 'wikipedia_embedded', 'text_files' "
+                   "or 'tfds'")
 
 
 def _sentences(tok: tokenizers.Tokenizer, docs: Sequence[text.Document]) -> list[list[np.ndarray]]:
