@@ -8,6 +8,8 @@ corpus, which the transforms hold: a record is one draw of an example, and an ex
 anew (sentence pair, mask) every time a record is seen.
 """
 import dataclasses
+import functools
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,7 +29,6 @@ class Corpus:
   """Tokenised documents: each a list of sentences, each an int32 array of token ids."""
   train: list[list[np.ndarray]]
   heldout: list[list[np.ndarray]]
-  titles: tuple[list[str], list[str]]
   tokenizer: tokenizers.Tokenizer
   report: dict[str, int]
 
@@ -80,8 +81,17 @@ def prepare(cfg: Mapping[str, Any], workdir: str, kind: str, seed: int) -> Corpu
   """Documents -> cleaned -> held-out split by article -> tokenizer -> tokenised sentences.
 
   `kind` is the tokenizer ("wordpiece" for BERT, "bpe" for GPT); `cfg.vocab_size`,
-  `cfg.heldout_fraction` and `cfg.min_chars` size it.
+  `cfg.heldout_fraction` and `cfg.min_chars` size it. Computed once per process for the same
+  arguments: evaluation asks for the training and the held-out records and the probe sentences,
+  and each would otherwise clean and tokenise the whole corpus again.
   """
+  return _prepare(json.dumps(dict(cfg), sort_keys=True, default=str), os.path.abspath(workdir),
+                  kind, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepare(cfg_json: str, workdir: str, kind: str, seed: int) -> Corpus:
+  cfg = json.loads(cfg_json)
   docs, counts = text.clean_documents(load_documents(cfg), min_chars=cfg.get("min_chars", 200))
   train_docs, heldout_docs = text.split_documents(docs, cfg.get("heldout_fraction", 0.1), seed)
   path = cfg.get("tokenizer") or os.path.join(workdir, TOKENIZER_FILE)
@@ -92,9 +102,7 @@ def prepare(cfg: Mapping[str, Any], workdir: str, kind: str, seed: int) -> Corpu
                                     path=path)
     logging.info("trained a %s tokenizer of %d tokens into %s", kind, tok.get_vocab_size(), path)
   report = {**counts, "train_articles": len(train_docs), "heldout_articles": len(heldout_docs)}
-  return Corpus(_sentences(tok, train_docs), _sentences(tok, heldout_docs),
-                ([d["title"] for d in train_docs], [d["title"] for d in heldout_docs]), tok,
-                report)
+  return Corpus(_sentences(tok, train_docs), _sentences(tok, heldout_docs), tok, report)
 
 
 class RecordList(list):
