@@ -12,7 +12,7 @@ from method_harness import REPO, assert_eight_devices_match_one
 from sslax import checkpoint, evaluate, metrics, train
 from sslax import config as config_lib
 from sslax.data import pipeline, text_ops, tokenizer
-from sslax.methods import get_method
+from sslax.methods import get_method, mlm
 
 BERT_TINY = f"{REPO}/configs/bert_wiki.py:tiny"
 GPT_TINY = f"{REPO}/configs/gpt_wiki.py:tiny"
@@ -47,17 +47,20 @@ def test_mlm_loss_is_masked_cross_entropy_plus_nsp(tmp_path):
   params, state, extra = jax.jit(method.init)(jax.random.key(0), batch)
   rng = jax.random.key(1)
   loss, (m, _, _) = jax.jit(method.loss)(params, state, extra, batch, rng, jnp.int32(0))
-  # By hand, with the same dropout rng: log-softmax at the labelled positions only.
-  mlm_logits, nsp_logits = jax.jit(
-      lambda p: method.heads(p, method._hidden(p, batch, train=True, rng=rng)))(params)
+  # By hand, with the same dropout rng: logits at every position, log-softmax at the labelled
+  # ones only (the method gathers at most max_predictions of them per sequence).
+  hidden = jax.jit(lambda p: method._hidden(p, batch, train=True, rng=rng))(params)
+  mlm_logits = method.mlm_logits(params, hidden)
+  nsp_logits = method.nsp_head.apply({"params": params["nsp_head"]}, hidden)
   labels = np.asarray(batch["mlm_labels"])
+  assert (labels >= 0).sum(1).max() <= mlm.max_predictions(config)
   rows, cols = np.nonzero(labels >= 0)
   log_probs = np.asarray(jax.nn.log_softmax(mlm_logits, -1))
-  mlm = -np.mean(log_probs[rows, cols, labels[rows, cols]])
+  mlm_loss = -np.mean(log_probs[rows, cols, labels[rows, cols]])
   nsp = float(optax.softmax_cross_entropy_with_integer_labels(
       nsp_logits, batch["next_sentence_label"]).mean())
-  np.testing.assert_allclose(float(m["mlm_loss"]), mlm, rtol=1e-5)
-  np.testing.assert_allclose(float(loss), mlm + 0.5 * nsp, rtol=1e-5)
+  np.testing.assert_allclose(float(m["mlm_loss"]), mlm_loss, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), mlm_loss + 0.5 * nsp, rtol=1e-5)
   assert 0 <= float(m["mlm_accuracy"]) <= 1 and 0 <= float(m["nsp_accuracy"]) <= 1
 
 

@@ -153,6 +153,26 @@ def test_masking_is_dynamic_and_seeded():
   assert not np.array_equal(a_labels, c_labels) and not np.array_equal(a_inputs, c_inputs)
 
 
+def test_max_predictions_caps_the_selection_uniformly():
+  ids = _bert_like(np.random.default_rng(0), 128, 1000)
+  hits = np.zeros(len(ids))
+  for seed in range(500):
+    inputs, labels = text_ops.mask_tokens(ids, np.random.default_rng(seed), 1000,
+                                          mask_prob=0.5, max_predictions=10)
+    selected = labels != text_ops.IGNORE_ID
+    assert selected.sum() == 10  # About 60 drawn, 10 kept.
+    np.testing.assert_array_equal(inputs[~selected], ids[~selected])  # Dropped ones untouched.
+    hits += selected
+  maskable = ids >= NUM_SPECIAL
+  assert hits[~maskable].sum() == 0
+  rate = hits[maskable] / 500  # Each maskable token is kept 10 / num_maskable of the time.
+  np.testing.assert_allclose(rate.mean(), 10 / maskable.sum(), rtol=1e-6)
+  assert np.all(np.abs(rate / rate.mean() - 1) < 0.6)
+  uncapped = text_ops.mask_tokens(ids, np.random.default_rng(3), 1000)
+  capped = text_ops.mask_tokens(ids, np.random.default_rng(3), 1000, max_predictions=128)
+  np.testing.assert_array_equal(uncapped[1], capped[1])  # A cap that does not bind: same draw.
+
+
 def test_short_sequences_are_masked_at_the_same_rate():
   # No minimum of one selected token: with 2 maskable tokens, 0.85^2 = 72% of draws select none
   # and the selected fraction stays 0.15 (a forced minimum would raise it to about 0.33).

@@ -127,13 +127,15 @@ class MlmNspExample(grain.transforms.RandomMap):
   """{"doc": i} -> a BERT example: a sentence pair from document i (NSP) with dynamic masking."""
 
   def __init__(self, docs: Sequence[Sequence[np.ndarray]], max_len: int, vocab_size: int,
-               mask_prob: float):
+               mask_prob: float, max_predictions: int | None = None):
     self.docs, self.max_len = docs, max_len
     self.vocab_size, self.mask_prob = vocab_size, mask_prob
+    self.max_predictions = max_predictions
 
   def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
     pair = text_ops.nsp_example(self.docs, int(record["doc"]), rng, self.max_len)
-    inputs, labels = text_ops.mask_tokens(pair["input_ids"], rng, self.vocab_size, self.mask_prob)
+    inputs, labels = text_ops.mask_tokens(pair["input_ids"], rng, self.vocab_size, self.mask_prob,
+                                          max_predictions=self.max_predictions)
     return {"input_ids": inputs, "token_type_ids": pair["token_type_ids"],
             "attention_mask": pair["attention_mask"], "mlm_labels": labels,
             "next_sentence_label": pair["next_sentence_label"]}

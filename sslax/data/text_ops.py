@@ -34,7 +34,8 @@ def pad_batch(sequences: Sequence[np.ndarray], length: int) -> tuple[np.ndarray,
 
 def mask_tokens(ids: np.ndarray, rng: np.random.Generator, vocab_size: int,
                 mask_prob: float = 0.15, mask_id: int = MASK_ID, num_special: int = NUM_SPECIAL,
-                mask_frac: float = 0.8, random_frac: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+                mask_frac: float = 0.8, random_frac: float = 0.1,
+                max_predictions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
   """BERT's masked-LM corruption of one sequence [L]: (inputs [L], labels [L]), both int32.
 
   Each token with id >= num_special (so never padding, [CLS], [SEP] or [UNK]) is selected with
@@ -45,13 +46,18 @@ def mask_tokens(ids: np.ndarray, rng: np.random.Generator, vocab_size: int,
   and forcing one would over-mask short sequences. A selected token becomes `mask_id` with
   probability mask_frac, a token uniform over the non-special ids [num_special, vocab_size) with
   probability random_frac (possibly the original itself), and stays unchanged otherwise. Labels
-  hold the original id where selected and IGNORE_ID elsewhere.
+  hold the original id where selected and IGNORE_ID elsewhere. `max_predictions` caps the
+  selected tokens (a uniform subset is kept, as BERT's max_predictions_per_seq does), so that
+  the loss can gather a fixed number of positions per sequence (sslax.methods.mlm).
   """
   ids = np.asarray(ids, np.int32)
   if ids.ndim != 1:
     raise ValueError(f"mask_tokens takes one sequence [L], got shape {ids.shape}")
   maskable = ids >= num_special
   selected = maskable & (rng.random(ids.shape) < mask_prob)
+  chosen = np.flatnonzero(selected)
+  if max_predictions is not None and len(chosen) > max_predictions:
+    selected[rng.choice(chosen, len(chosen) - max_predictions, replace=False)] = False
   action = rng.random(ids.shape)
   to_mask = selected & (action < mask_frac)
   to_random = selected & (action >= mask_frac) & (action < mask_frac + random_frac)
