@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.text = dict(hidden_dim=32, depth=2, num_heads=4, mlp_dim=64, positions="rotary",
                         dropout_rate=0.1, tie_embeddings=False, dtype="float32")
     c.optimizer.warmup_steps = 2
-    c.eval = dict(linear_steps=50, pretext_batches=2)
+    c.eval = dict(linear_steps=50, pretext_batches=2, finetune_steps=3)
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/gpt_wiki.py or :tiny")
   return c

@@ -1,12 +1,13 @@
 """Evaluation entry point: measures what a run's encoder learned, beside two baselines.
 
-  python -m sslax.evaluate --workdir=runs/simclr [--step=N]
+  python -m sslax.evaluate --workdir=runs/simclr [--step=N] [--eval=KEY=VALUE ...]
 
 Restores a checkpoint of the run, extracts frozen encoder features of the labelled splits and
 runs kNN (cosine, k=20, T=0.07, weighted vote) and a linear probe on them. The same protocol runs
 on a randomly initialised encoder of the same architecture (the run's own initial weights) and on
 raw pixels, so every number comes with the two numbers it has to beat.
 """
+import ast
 import functools
 import json
 import os
@@ -23,14 +24,41 @@ from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
 from sslax.data import pipeline, sources, text_corpus
-from sslax.evals import knn, linear
+from sslax.evals import finetune, knn, linear
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default the latest.")
+_EVAL = flags.DEFINE_multi_string(
+    "eval", [], "An evaluation setting over the run's config.eval, KEY=VALUE (dotted keys, "
+    "Python literals or plain strings): e.g. --eval=finetune_steps=0 "
+    "--eval=probe_data.train=labels.tsv")
 
 EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07, "linear_steps": 1000,
-                 "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500}
+                 "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500,
+                 # Text runs only, for now: fine-tuning of the encoder on the probe task.
+                 "finetune_steps": 300, "finetune_learning_rate": 1e-4,
+                 "pretext_batches": 200, "probe_data": None}
+
+
+def parse_eval_overrides(items: list[str]) -> dict[str, Any]:
+  """['a.b=1', 'c=x'] -> {'a': {'b': 1}, 'c': 'x'}; a key outside EVAL_DEFAULTS is an error."""
+  out: dict[str, Any] = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep or key.split(".")[0] not in EVAL_DEFAULTS:
+      raise config_lib.ConfigError(
+          f"--eval={item}: expected KEY=VALUE with KEY one of {sorted(EVAL_DEFAULTS)}")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *parents, leaf = key.split(".")
+    target = out
+    for part in parents:
+      target = target.setdefault(part, {})
+    target[leaf] = value
+  return out
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -95,10 +123,14 @@ def _trained_and_initial(method, config, workdir, step, mesh):
   return step, trained, state_lib.create_state(method, tx, sample, config.seed, shardings)
 
 
-def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
-  """Evaluates checkpoint `step` (default: latest) of the run in `workdir`; writes results."""
+def evaluate(workdir: str, step: int | None = None,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Evaluates checkpoint `step` (default: latest) of the run in `workdir`; writes results.
+
+  `overrides` replace settings of the run's config.eval (see EVAL_DEFAULTS)."""
   config = load_run_config(workdir)
-  cfg = {**EVAL_DEFAULTS, **dict(config.get("eval", {}))}
+  cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
+         **(overrides or {})}
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = _trained_and_initial(method, config, workdir, step, mesh)
@@ -138,35 +170,62 @@ def evaluate(workdir: str, step: int | None = None) -> dict[str, Any]:
   return results
 
 
-def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) -> dict[str, Any]:
-  """Held-out pretext metrics and the held-out article probe (see sslax.evals.text), for the
-  trained model, its initial weights and (probe only) bag-of-tokens features."""
-  corpus = text_corpus.prepare(config.data, workdir, method.tokenizer_kind, config.seed)
-  records, views = method.data("heldout", workdir)
+def _text_probe(corpus, cfg) -> tuple[list, np.ndarray, list, np.ndarray, str]:
+  """The labelled set of eval.probe_data if given, else the held-out article task."""
+  data = cfg.get("probe_data")
+  if data:
+    train_s, train_y, test_s, test_y, classes = text_eval.labelled_probe(
+        corpus.tokenizer, data["train"], data.get("test"))
+    return train_s, train_y, test_s, test_y, f"{len(classes)} labels of {data['train']}"
   train_s, train_y, test_s, test_y = text_eval.article_probe(corpus.heldout)
   num_classes = int(train_y.max()) + 1
-  seq_len = config.data.seq_len
+  return (train_s, train_y, test_s, test_y,
+          f"which of {num_classes} held-out articles a sentence comes from")
+
+
+def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) -> dict[str, Any]:
+  """Held-out pretext metrics and a sentence classification probe (kNN, linear, fine-tuning;
+  see sslax.evals.text), for the trained model, its initial weights and (kNN and linear only)
+  bag-of-tokens features."""
+  corpus = text_corpus.prepare(config.data, workdir, method.tokenizer_kind, config.seed)
+  records, views = method.data("heldout", workdir)
+  train_s, train_y, test_s, test_y, probe = _text_probe(corpus, cfg)
+  num_classes = int(max(train_y.max(), test_y.max())) + 1
+  # Sentences padded to the longest one (+2 specials) rather than the pretraining length: the
+  # features are the same (padding is masked) and fine-tuning is cheaper.
+  longest = max(len(s) for s in (*train_s, *test_s)) + 2
+  seq_len = min(config.data.seq_len, -(-longest // 8) * 8)
+  train_x = method.encode_sentences(train_s, seq_len)
+  test_x = method.encode_sentences(test_s, seq_len)
   results: dict[str, Any] = {
       "step": int(step), "protocol": cfg, "heldout_articles": len(corpus.heldout),
-      "probe": f"which of {num_classes} held-out articles a sentence comes from",
-      "train_examples": len(train_y), "test_examples": len(test_y),
+      "probe": probe, "train_examples": len(train_y), "test_examples": len(test_y),
       "majority_top1": float(np.bincount(test_y).max() / len(test_y))}
   for prefix, state in (("", trained), ("random_init_", initial)):
     pretext = text_eval.heldout_pretext_metrics(
         method, state["params"], state["model_state"], records, views, config.batch_size,
-        config.seed + 1, mesh, cfg.get("pretext_batches", 200))
+        config.seed + 1, mesh, cfg["pretext_batches"])
     results.update({f"{prefix}heldout_{k}": v for k, v in pretext.items()})
     features = functools.partial(extract_features, method, state["params"], state["model_state"],
                                  batch_size=cfg["batch_size"], mesh=mesh)
-    scores = protocol(features(method.encode_sentences(train_s, seq_len)), train_y,
-                      features(method.encode_sentences(test_s, seq_len)), test_y, num_classes,
-                      cfg)
+    scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
+    if cfg["finetune_steps"]:
+      tuned = finetune.finetune(
+          functools.partial(_features_of, method, state["model_state"]), state["params"],
+          train_x, train_y, test_x, test_y, num_classes, mesh, steps=cfg["finetune_steps"],
+          learning_rate=cfg["finetune_learning_rate"], seed=config.seed)
+      results[prefix + "finetune_top1"] = tuned["test_top1"]
+      results["finetune_protocol"] = tuned["protocol"]
   vocab = config.data.vocab_size
   scores = protocol(text_eval.bag_of_tokens(train_s, vocab), train_y,
                     text_eval.bag_of_tokens(test_s, vocab), test_y, num_classes, cfg)
   results.update({"bag_of_tokens_" + k: v for k, v in scores.items()})
   return results
+
+
+def _features_of(method, model_state, params, batch):
+  return method.features(params, model_state, batch)
 
 
 def text_results_table(results: dict[str, Any]) -> str:
@@ -176,15 +235,18 @@ def text_results_table(results: dict[str, Any]) -> str:
            f"articles; probe: {results['probe']} ({results['train_examples']} train / "
            f"{results['test_examples']} test sentences, majority class "
            f"{results['majority_top1']:.4f})",
-           "| model | " + " | ".join(pretext) + " | probe kNN top-1 | probe linear top-1 |",
-           "|---" * (len(pretext) + 3) + "|"]
+           "| model | " + " | ".join(pretext) +
+           " | probe kNN top-1 | probe linear top-1 | probe fine-tune top-1 |",
+           "|---" * (len(pretext) + 4) + "|"]
   for name, p in (("pretrained", ""), ("random init", "random_init_")):
     values = " | ".join(f"{results[f'{p}heldout_{k}']:.4f}" for k in pretext)
+    tuned = results.get(p + "finetune_top1")
     lines.append(f"| {name} | {values} | {results[p + 'knn_top1']:.4f} | "
-                 f"{results[p + 'linear_top1']:.4f} |")
+                 f"{results[p + 'linear_top1']:.4f} | "
+                 f"{'' if tuned is None else f'{tuned:.4f}'} |")
   blanks = " | " * len(pretext)
   lines.append(f"| bag of tokens | {blanks}{results['bag_of_tokens_knn_top1']:.4f} | "
-               f"{results['bag_of_tokens_linear_top1']:.4f} |")
+               f"{results['bag_of_tokens_linear_top1']:.4f} | |")
   return "\n".join(lines)
 
 
@@ -209,7 +271,7 @@ def main(argv: list[str]) -> None:
     sys.exit("sslax: --workdir=DIR is required")
   config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    evaluate(config_lib.WORKDIR.value, _STEP.value)
+    evaluate(config_lib.WORKDIR.value, _STEP.value, parse_eval_overrides(_EVAL.value))
 
 
 if __name__ == "__main__":

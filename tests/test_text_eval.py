@@ -1,7 +1,11 @@
-"""The held-out article probe and its bag-of-tokens baseline, on hand-made token sentences."""
+"""The text probes (held-out articles, labelled TSV/JSONL sets), the bag-of-tokens baseline and
+the fine-tuning probe, on hand-made data."""
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax import evaluate, parallel
+from sslax.evals import finetune
 from sslax.evals import text as text_eval
 
 
@@ -34,3 +38,89 @@ def test_bag_of_tokens_counts_and_normalises():
   bags = text_eval.bag_of_tokens([np.array([5, 5, 7]), np.array([6])], vocab_size=9)
   np.testing.assert_allclose(bags[0], np.array([0, 0, 0, 0, 0, 2, 0, 1, 0]) / np.sqrt(5))
   np.testing.assert_allclose(bags[1], np.eye(9)[6])
+
+
+# ------------------------------------------------------------------- labelled sets, fine-tuning
+
+
+class _WordTokenizer:
+  """A stand-in for a `tokenizers.Tokenizer`: one id per distinct word."""
+
+  def __init__(self):
+    self.ids = {}
+    self.encode_special_tokens = False
+
+  def encode_batch(self, texts, add_special_tokens):
+    del add_special_tokens
+    return [type("E", (), {"ids": [self.ids.setdefault(w, 5 + len(self.ids))
+                                   for w in t.split()]})() for t in texts]
+
+
+def test_read_labelled_tsv_and_jsonl(tmp_path):
+  (tmp_path / "a.tsv").write_text("text\tlabel\nthe cat sat\tanimal\nno\ttab here\tplace\n\n")
+  assert text_eval.read_labelled(str(tmp_path / "a.tsv")) == (
+      ["the cat sat", "no\ttab here"], ["animal", "place"])  # The last tab splits.
+  (tmp_path / "b.jsonl").write_text('{"text": "x y", "label": 1}\n{"text": "z", "label": "1"}\n')
+  assert text_eval.read_labelled(str(tmp_path / "b.jsonl")) == (["x y", "z"], ["1", "1"])
+  (tmp_path / "bad.jsonl").write_text('{"text": "x", "label": 0}\n{"text": "y"}\n')
+  with pytest.raises(ValueError, match="bad.jsonl:2"):
+    text_eval.read_labelled(str(tmp_path / "bad.jsonl"))
+  (tmp_path / "bad.tsv").write_text("no label here\n")
+  with pytest.raises(ValueError, match="bad.tsv:1: expected text<TAB>label"):
+    text_eval.read_labelled(str(tmp_path / "bad.tsv"))
+  with pytest.raises(FileNotFoundError, match="probe_data"):
+    text_eval.read_labelled(str(tmp_path / "missing.tsv"))
+  (tmp_path / "b.csv").write_text("x,1\n")
+  with pytest.raises(ValueError, match="use a .tsv"):
+    text_eval.read_labelled(str(tmp_path / "b.csv"))
+
+
+def test_labelled_probe_holds_out_every_fifth_example_of_each_class(tmp_path):
+  rows = [(f"a{i} word", "pos") for i in range(10)] + [(f"b{i} word", "neg") for i in range(5)]
+  (tmp_path / "train.tsv").write_text("".join(f"{t}\t{y}\n" for t, y in rows))
+  train_s, train_y, test_s, test_y, classes = text_eval.labelled_probe(
+      _WordTokenizer(), str(tmp_path / "train.tsv"))
+  assert classes == ["neg", "pos"]
+  np.testing.assert_array_equal(test_y, [1, 1, 0])  # pos #5 and #10, neg #5.
+  np.testing.assert_array_equal(np.bincount(train_y), [4, 8])
+  assert len(train_s) == 12 and all(len(s) == 2 for s in train_s + test_s)
+  (tmp_path / "test.tsv").write_text("c word\tpos\nd word\tother\n")
+  with pytest.raises(ValueError, match="other"):
+    text_eval.labelled_probe(_WordTokenizer(), str(tmp_path / "train.tsv"),
+                             str(tmp_path / "test.tsv"))
+  (tmp_path / "test.tsv").write_text("c word\tpos\n")
+  *_, test_y, _ = text_eval.labelled_probe(_WordTokenizer(), str(tmp_path / "train.tsv"),
+                                           str(tmp_path / "test.tsv"))
+  np.testing.assert_array_equal(test_y, [1])
+
+
+def test_finetuning_moves_the_encoder_where_a_frozen_probe_cannot():
+  # The label is the sign of x[0]; the initial encoder only sees x[1], so a probe on its frozen
+  # features is at chance, while fine-tuning learns to read x[0].
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(600, 2)).astype(np.float32)
+  y = (x[:, 0] > 0).astype(np.int32)
+  params = {"w": jnp.asarray([[0.0, 0.0], [1.0, 0.5]])}
+
+  def features(p, batch):
+    return batch["x"] @ p["w"]
+
+  mesh = parallel.make_mesh({"data": -1})
+  frozen = finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]}, y[400:],
+                             2, mesh, steps=200, learning_rate=0.0, head_learning_rate=1e-2)
+  tuned = finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]}, y[400:],
+                            2, mesh, steps=200, learning_rate=1e-2, head_learning_rate=1e-2)
+  assert frozen["test_top1"] < 0.65
+  assert tuned["test_top1"] > 0.95
+  assert tuned["protocol"]["steps"] == 200 and tuned["protocol"]["batch_size"] % 8 == 0
+  np.testing.assert_array_equal(params["w"], [[0.0, 0.0], [1.0, 0.5]])  # Trained a copy.
+
+
+def test_eval_overrides_parse_dotted_keys_and_literals():
+  assert evaluate.parse_eval_overrides(["finetune_steps=0", "probe_data.train=a b.tsv",
+                                        "knn_k=5"]) == {
+      "finetune_steps": 0, "probe_data": {"train": "a b.tsv"}, "knn_k": 5}
+  with pytest.raises(ValueError, match="KEY one of"):
+    evaluate.parse_eval_overrides(["finetune_step=0"])
+  with pytest.raises(ValueError, match="KEY=VALUE"):
+    evaluate.parse_eval_overrides(["finetune_steps"])
