@@ -15,7 +15,6 @@ configs/bert_wiki.py and configs/gpt_wiki.py (the model from `--set model.text=.
 tokens of `--seq-len` and also report tokens_per_sec.
 """
 import argparse
-import ast
 import json
 import os
 import sys
@@ -47,7 +46,7 @@ def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   overrides = {}
   for item in args.set:
     key, _, value = item.partition("=")
-    overrides[key] = ast.literal_eval(value)
+    overrides[key] = config_lib.parse_value(value)
   if args.method in TEXT_CONFIGS:
     c = config_lib.load_config(f"{REPO}/configs/{TEXT_CONFIGS[args.method]}.py", **overrides)
     c.batch_size, c.data.seq_len = args.batch, args.seq_len

@@ -3,6 +3,7 @@
 ml_collections does the parsing; this module turns its tracebacks into one-line errors that say
 what to change, and checks the keys every run needs.
 """
+import ast
 import contextlib
 import importlib.util
 import json
@@ -88,6 +89,14 @@ def load_config(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
     target[leaf] = value
   validate(config)
   return config
+
+
+def parse_value(text: str) -> Any:
+  """A command-line value: a Python literal (1, 0.5, True, [1, 2]) or else the plain string."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -7,7 +7,6 @@ runs kNN (cosine, k=20, T=0.07, weighted vote) and a linear probe on them. The s
 on a randomly initialised encoder of the same architecture (the run's own initial weights) and on
 raw pixels, so every number comes with the two numbers it has to beat.
 """
-import ast
 import functools
 import json
 import os
@@ -49,10 +48,7 @@ def parse_eval_overrides(items: list[str]) -> dict[str, Any]:
     if not sep or key.split(".")[0] not in EVAL_DEFAULTS:
       raise config_lib.ConfigError(
           f"--eval={item}: expected KEY=VALUE with KEY one of {sorted(EVAL_DEFAULTS)}")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
+    value = config_lib.parse_value(text)
     *parents, leaf = key.split(".")
     target = out
     for part in parents:
