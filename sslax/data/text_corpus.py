@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grain
+import jax
 import numpy as np
 import tokenizers
 from absl import logging
+from jax.experimental import multihost_utils
 
 from sslax.data import sources, text, text_ops, tokenizer
 
@@ -98,11 +100,22 @@ def _prepare(cfg_json: str, workdir: str, kind: str, seed: int) -> Corpus:
   if cfg.get("tokenizer") or os.path.exists(path):  # A given file that is missing raises.
     tok = tokenizer.load_tokenizer(path)
   else:
-    tok = tokenizer.train_tokenizer([d["text"] for d in train_docs], kind, cfg["vocab_size"],
-                                    path=path)
-    logging.info("trained a %s tokenizer of %d tokens into %s", kind, tok.get_vocab_size(), path)
+    tok = _train_once([d["text"] for d in train_docs], kind, cfg["vocab_size"], path)
   report = {**counts, "train_articles": len(train_docs), "heldout_articles": len(heldout_docs)}
   return Corpus(_sentences(tok, train_docs), _sentences(tok, heldout_docs), tok, report)
+
+
+def _train_once(texts: list[str], kind: str, vocab_size: int, path: str) -> Any:
+  """Process 0 trains the tokenizer and writes it (atomically); in a multi-host run the other
+  processes wait for it and read the file, so every host tokenises with the same vocabulary
+  (the workdir is shared, as checkpoints need)."""
+  if jax.process_index() == 0:
+    tok = tokenizer.train_tokenizer(texts, kind, vocab_size)
+    tokenizer.save_tokenizer(tok, path)
+    logging.info("trained a %s tokenizer of %d tokens into %s", kind, tok.get_vocab_size(), path)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"sslax tokenizer {path}")
+  return tok if jax.process_index() == 0 else tokenizer.load_tokenizer(path)
 
 
 class RecordList(list):

@@ -77,9 +77,17 @@ def train_tokenizer(texts: Iterable[str], kind: str, vocab_size: int,
   if [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] != list(range(NUM_SPECIAL)):
     raise RuntimeError(f"special tokens {SPECIAL_TOKENS} did not get ids 0..{NUM_SPECIAL - 1}")
   if path is not None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tokenizer.save(path)
+    save_tokenizer(tokenizer, path)
   return tokenizer
+
+
+def save_tokenizer(tokenizer: tokenizers.Tokenizer, path: str) -> None:
+  """Writes the JSON to a temporary file and renames it: a run killed mid-write never leaves a
+  truncated tokenizer that the next start would load."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}"
+  tokenizer.save(tmp)
+  os.replace(tmp, path)
 
 
 def load_tokenizer(path: str) -> tokenizers.Tokenizer:
