@@ -122,3 +122,19 @@ def test_text_run_resumes_to_the_same_losses(tmp_path):
   assert results["probe"] == f"2 labels of {tmp_path / 'labels.tsv'}"
   assert (results["train_examples"], results["test_examples"]) == (16, 4)
   assert "finetune_top1" not in results and 0.0 <= results["linear_top1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_gpt_trains_and_evaluates_end_to_end(tmp_path):
+  train.train(config_lib.load_config(GPT_TINY), str(tmp_path))
+  assert os.path.exists(tmp_path / "tokenizer.json")  # Byte-level BPE, trained into the run.
+  assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [2, 4]
+  results = evaluate.evaluate(str(tmp_path))
+  assert results["step"] == 4
+  for prefix in ("", "random_init_"):
+    np.testing.assert_allclose(results[prefix + "heldout_perplexity"],
+                               np.exp(results[prefix + "heldout_lm_loss"]), rtol=1e-6)
+    for key in ("knn_top1", "linear_top1", "finetune_top1"):
+      assert 0.0 <= results[prefix + key] <= 1.0
+  # Four steps already lower the held-out perplexity of the tiny model.
+  assert results["heldout_perplexity"] < results["random_init_heldout_perplexity"]

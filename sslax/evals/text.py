@@ -11,6 +11,7 @@ A labelled set of one's own replaces that task: `eval.probe_data = {"train": "a.
 "test": "b.jsonl"}` (test optional), read by `read_labelled`.
 """
 import json
+import math
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,8 @@ def heldout_pretext_metrics(method: Any, params: Any, model_state: Any, records:
     row = jax.device_get(fn(params, model_state, parallel.to_global(dataset[i], mesh)))
     for k, v in row.items():
       totals[k] = totals.get(k, 0.0) + float(v) / num_batches
+  if "perplexity" in totals:  # exp of the mean loss, not the mean of the batches' exps.
+    totals["perplexity"] = math.exp(totals["lm_loss"])
   return totals
 
 
