@@ -70,6 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.decoder = dict(widths=(8, 4), dtype="float32")
     c.optimizer.warmup_steps = 2
     c.eval.linear_steps = 50
+    c.eval.finetune_steps = 2
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/dae_mnist.py or :tiny")
   return c

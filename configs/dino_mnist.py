@@ -80,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.dino.freeze_last_layer_steps = 2
     c.optimizer.warmup_steps = 2
     c.eval.linear_steps = 50
+    c.eval.finetune_steps = 2
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/dino_mnist.py or :tiny")
   return c

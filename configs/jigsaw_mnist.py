@@ -83,6 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.jigsaw.update(num_permutations=10, tile_size=8)
     c.optimizer.warmup_steps = 2
     c.eval.linear_steps = 50
+    c.eval.finetune_steps = 2
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/jigsaw_mnist.py or :tiny")
   return c

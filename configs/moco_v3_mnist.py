@@ -69,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.predictor = dict(hidden_dims=(16,), out_dim=8)
     c.optimizer.warmup_steps = 2
     c.eval.linear_steps = 50
+    c.eval.finetune_steps = 2
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/moco_v3_mnist.py or :tiny")
   return c

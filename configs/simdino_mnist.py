@@ -72,6 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.head = dict(hidden_dim=16, bottleneck_dim=8, num_layers=2)
     c.optimizer.warmup_steps = 2
     c.eval.linear_steps = 50
+    c.eval.finetune_steps = 2
   elif arg:
     raise ValueError(f"unknown variant {arg!r}; use configs/simdino_mnist.py or :tiny")
   return c

@@ -16,14 +16,14 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from sslax import checkpoint, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
 from sslax.data import pipeline, sources, text_corpus
-from sslax.evals import finetune, knn, linear
+from sslax.evals import collapse, fewshot, finetune, knn, linear
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
@@ -35,9 +35,12 @@ _EVAL = flags.DEFINE_multi_string(
 
 EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07, "linear_steps": 1000,
                  "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500,
-                 # Text runs only, for now: fine-tuning of the encoder on the probe task.
+                 # Fine-tuning of the encoder with a linear head on the probe's train split.
                  "finetune_steps": 300, "finetune_learning_rate": 1e-4,
-                 "pretext_batches": 200, "probe_data": None}
+                 "finetune_head_learning_rate": 1e-3,
+                 "pretext_batches": 200, "probe_data": None,
+                 "fewshot_shots": [1, 5, 10, 25], "fewshot_l2": 1.0,
+                 "collapse_min_rank_fraction": 0.05}
 
 
 def parse_eval_overrides(items: list[str]) -> dict[str, Any]:
@@ -94,13 +97,21 @@ def extract_features(method, params, model_state, inputs: Any, batch_size: int, 
 
 def protocol(train_x, train_y, test_x, test_y, num_classes: int,
              cfg: dict[str, Any]) -> dict[str, float]:
-  """kNN and linear-probe top-1 of one feature set."""
+  """kNN, linear-probe and few-shot top-1 of one feature set, and its collapse monitors
+  (RankMe and normalised std of the test features)."""
   knn_top1 = knn.knn_top1(train_x, train_y, test_x, test_y, num_classes, k=cfg["knn_k"],
                           temperature=cfg["knn_temperature"])
   probe = linear.linear_probe(train_x, train_y, test_x, test_y, num_classes,
                               steps=cfg["linear_steps"], learning_rate=cfg["linear_learning_rate"],
                               weight_decay=cfg["linear_weight_decay"])
-  return {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"])}
+  scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"])}
+  shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
+                               shots=cfg["fewshot_shots"], l2=cfg["fewshot_l2"])
+  scores.update({f"fewshot_{k}shot_top1": v for k, v in shots.items()})
+  report = collapse.collapse_report(test_x, cfg["collapse_min_rank_fraction"])
+  scores.update({"rankme": report["rankme"], "rank_fraction": report["rank_fraction"],
+                 "normalized_std": report["normalized_std"], "collapsed": report["collapsed"]})
+  return scores
 
 
 def _trained_and_initial(method, config, workdir, step, mesh):
@@ -127,6 +138,7 @@ def evaluate(workdir: str, step: int | None = None,
   config = load_run_config(workdir)
   cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
          **(overrides or {})}
+  cfg["fewshot_shots"] = [int(k) for k in cfg["fewshot_shots"]]  # JSON keeps lists, not tuples.
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = _trained_and_initial(method, config, workdir, step, mesh)
@@ -151,6 +163,8 @@ def evaluate(workdir: str, step: int | None = None,
                                  batch_size=cfg["batch_size"], mesh=mesh)
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
+    results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,
+                             num_classes, mesh, cfg, config.seed))
     # Heads above the encoder (SimCLR's projector) get kNN too: where the pretext loss acts.
     for level in method.feature_levels[1:]:
       results[f"{prefix}{level}_knn_top1"] = float(knn.knn_top1(
@@ -160,10 +174,19 @@ def evaluate(workdir: str, step: int | None = None,
                     test_y, num_classes, cfg)
   results.update({"raw_pixels_" + k: v for k, v in scores.items()})
 
+  _warn_if_collapsed(results)
   with open(os.path.join(workdir, "eval_results.json"), "w") as f:
     json.dump(results, f, indent=2)
   print(results_table(results))
   return results
+
+
+def _warn_if_collapsed(results: dict[str, Any]) -> None:
+  if results["collapsed"]:
+    logging.warning("The pretrained features look collapsed: RankMe %.1f is %.1f%% of the "
+                    "largest possible rank (flagged below %.0f%%, eval.collapse_min_rank_"
+                    "fraction).", results["rankme"], 100 * results["rank_fraction"],
+                    100 * results["protocol"]["collapse_min_rank_fraction"])
 
 
 def _text_probe(corpus, cfg) -> tuple[list, np.ndarray, list, np.ndarray, str]:
@@ -206,22 +229,28 @@ def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) ->
                                  batch_size=cfg["batch_size"], mesh=mesh)
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
-    if cfg["finetune_steps"]:
-      tuned = finetune.finetune(
-          functools.partial(_features_of, method, state["model_state"]), state["params"],
-          train_x, train_y, test_x, test_y, num_classes, mesh, steps=cfg["finetune_steps"],
-          learning_rate=cfg["finetune_learning_rate"], seed=config.seed)
-      results[prefix + "finetune_top1"] = tuned["test_top1"]
-      results["finetune_protocol"] = tuned["protocol"]
+    results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,
+                             num_classes, mesh, cfg, config.seed))
   vocab = config.data.vocab_size
   scores = protocol(text_eval.bag_of_tokens(train_s, vocab), train_y,
                     text_eval.bag_of_tokens(test_s, vocab), test_y, num_classes, cfg)
   results.update({"bag_of_tokens_" + k: v for k, v in scores.items()})
+  _warn_if_collapsed(results)
   return results
 
 
-def _features_of(method, model_state, params, batch):
-  return method.features(params, model_state, batch)
+def _finetune(method, state, prefix, train_x, train_y, test_x, test_y, num_classes, mesh, cfg,
+              seed) -> dict[str, Any]:
+  """{prefix}finetune_top1 and the protocol, or nothing when eval.finetune_steps is 0. The
+  model state (batch-norm statistics) stays as restored: the encoder runs in inference mode."""
+  if not cfg["finetune_steps"]:
+    return {}
+  tuned = finetune.finetune(
+      lambda params, batch: method.features(params, state["model_state"], batch),
+      state["params"], train_x, train_y, test_x, test_y, num_classes, mesh,
+      steps=cfg["finetune_steps"], learning_rate=cfg["finetune_learning_rate"],
+      head_learning_rate=cfg["finetune_head_learning_rate"], seed=seed)
+  return {prefix + "finetune_top1": tuned["test_top1"], "finetune_protocol": tuned["protocol"]}
 
 
 def text_results_table(results: dict[str, Any]) -> str:
@@ -249,13 +278,20 @@ def text_results_table(results: dict[str, Any]) -> str:
 def results_table(results: dict[str, Any]) -> str:
   rows = [("pretrained encoder", ""), ("random-init encoder", "random_init_"),
           ("raw pixels", "raw_pixels_")]
+  shots = results["protocol"]["fewshot_shots"]
   lines = [f"step {results['step']}: {results['train_examples']} labelled train / "
            f"{results['test_examples']} test examples",
-           "| features | kNN top-1 | linear top-1 |", "|---|---|---|"]
-  lines += [f"| {name} | {results[p + 'knn_top1']:.4f} | {results[p + 'linear_top1']:.4f} |"
-            for name, p in rows]
+           "| features | kNN top-1 | linear top-1 | fine-tune top-1 | few-shot top-1 (" +
+           "/".join(str(k) for k in shots) + " a class) | RankMe |", "|---|---|---|---|---|---|"]
+  for name, p in rows:
+    few = " / ".join(f"{results[f'{p}fewshot_{k}shot_top1']:.3f}" for k in shots)
+    tuned = results.get(p + "finetune_top1")
+    flag = " (collapsed)" if results[p + "collapsed"] else ""
+    lines.append(f"| {name} | {results[p + 'knn_top1']:.4f} | {results[p + 'linear_top1']:.4f} "
+                 f"| {'' if tuned is None else f'{tuned:.4f}'} | {few} | "
+                 f"{results[p + 'rankme']:.1f}{flag} |")
   for level in results["head_levels"]:
-    lines += [f"| {name} {level} (kNN only) | {results[f'{p}{level}_knn_top1']:.4f} | |"
+    lines += [f"| {name} {level} (kNN only) | {results[f'{p}{level}_knn_top1']:.4f} | | | | |"
               for name, p in (("pretrained", ""), ("random-init", "random_init_"))]
   return "\n".join(lines)
 

@@ -92,6 +92,10 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert results["step"] == 8 and results["test_examples"] == 1000
   # Raw MNIST pixels are a strong baseline: kNN on them is far above chance.
   assert results["raw_pixels_knn_top1"] > 0.85
+  # Few-shot ridge on pixels: far above chance already at 1 a class, better with 25.
+  assert 0.3 < results["raw_pixels_fewshot_1shot_top1"] < results["raw_pixels_fewshot_25shot_top1"]
+  for prefix in ("", "random_init_", "raw_pixels_"):
+    assert 1.0 < results[prefix + "rankme"] <= 1000 and not results[prefix + "collapsed"]
   assert json.loads((workdir / "eval_results.json").read_text()) == results
 
 
