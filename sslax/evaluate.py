@@ -33,7 +33,10 @@ _EVAL = flags.DEFINE_multi_string(
     "Python literals or plain strings): e.g. --eval=finetune_steps=0 "
     "--eval=probe_data.train=labels.tsv")
 
-EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07, "linear_steps": 1000,
+EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
+                 # kNN accuracies reported beside the protocol's: the k and T other papers use.
+                 "knn_sweep_ks": [10, 20, 100, 200], "knn_sweep_temperatures": [0.07, 0.1],
+                 "linear_steps": 1000,
                  "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500,
                  # Fine-tuning of the encoder with a linear head on the probe's train split.
                  "finetune_steps": 300, "finetune_learning_rate": 1e-4,
@@ -99,12 +102,16 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
              cfg: dict[str, Any]) -> dict[str, float]:
   """kNN, linear-probe and few-shot top-1 of one feature set, and its collapse monitors
   (RankMe and normalised std of the test features)."""
-  knn_top1 = knn.knn_top1(train_x, train_y, test_x, test_y, num_classes, k=cfg["knn_k"],
-                          temperature=cfg["knn_temperature"])
+  # One pass over the test set serves the protocol's (k, T) and the whole sweep.
+  ks = sorted({cfg["knn_k"], *cfg["knn_sweep_ks"]})
+  temperatures = sorted({cfg["knn_temperature"], *cfg["knn_sweep_temperatures"]})
+  sweep = knn.knn_sweep(train_x, train_y, test_x, test_y, num_classes, ks, temperatures)
+  knn_top1 = sweep[(cfg["knn_k"], cfg["knn_temperature"])]
   probe = linear.linear_probe(train_x, train_y, test_x, test_y, num_classes,
                               steps=cfg["linear_steps"], learning_rate=cfg["linear_learning_rate"],
                               weight_decay=cfg["linear_weight_decay"])
-  scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"])}
+  scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"]),
+            "knn_sweep": {f"k={k},T={t:g}": v for (k, t), v in sweep.items()}}
   shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
                                shots=cfg["fewshot_shots"], l2=cfg["fewshot_l2"])
   scores.update({f"fewshot_{k}shot_top1": v for k, v in shots.items()})
@@ -138,7 +145,8 @@ def evaluate(workdir: str, step: int | None = None,
   config = load_run_config(workdir)
   cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
          **(overrides or {})}
-  cfg["fewshot_shots"] = [int(k) for k in cfg["fewshot_shots"]]  # JSON keeps lists, not tuples.
+  for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures"):
+    cfg[key] = list(cfg[key])  # JSON keeps lists, not tuples.
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = _trained_and_initial(method, config, workdir, step, mesh)

@@ -96,6 +96,9 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert 0.3 < results["raw_pixels_fewshot_1shot_top1"] < results["raw_pixels_fewshot_25shot_top1"]
   for prefix in ("", "random_init_", "raw_pixels_"):
     assert 1.0 < results[prefix + "rankme"] <= 1000 and not results[prefix + "collapsed"]
+  # The kNN sweep holds the protocol's own (k, T) and the other papers' choices.
+  assert results["knn_sweep"]["k=20,T=0.07"] == results["knn_top1"]
+  assert len(results["raw_pixels_knn_sweep"]) == 8  # k in 10/20/100/200, T in 0.07/0.1.
   assert json.loads((workdir / "eval_results.json").read_text()) == results
 
 
