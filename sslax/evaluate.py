@@ -23,7 +23,7 @@ from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
 from sslax.data import pipeline, sources, text_corpus
-from sslax.evals import collapse, fewshot, finetune, knn, linear
+from sslax.evals import collapse, export, fewshot, finetune, knn, linear
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
@@ -43,7 +43,9 @@ EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
                  "finetune_head_learning_rate": 1e-3,
                  "pretext_batches": 200, "probe_data": None,
                  "fewshot_shots": [1, 5, 10, 25], "fewshot_l2": 1.0,
-                 "collapse_min_rank_fraction": 0.05}
+                 "collapse_min_rank_fraction": 0.05,
+                 # The feature-extraction protocol: scikit-learn classifiers, an .npz export.
+                 "sklearn": [], "sklearn_c": 1.0, "export_features": False}
 
 
 def parse_eval_overrides(items: list[str]) -> dict[str, Any]:
@@ -118,6 +120,9 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
   report = collapse.collapse_report(test_x, cfg["collapse_min_rank_fraction"])
   scores.update({"rankme": report["rankme"], "rank_fraction": report["rank_fraction"],
                  "normalized_std": report["normalized_std"], "collapsed": report["collapsed"]})
+  for kind in cfg["sklearn"]:
+    scores[f"sklearn_{kind}_top1"] = export.sklearn_top1(train_x, train_y, test_x, test_y, kind,
+                                                         c=cfg["sklearn_c"])
   return scores
 
 
@@ -145,7 +150,7 @@ def evaluate(workdir: str, step: int | None = None,
   config = load_run_config(workdir)
   cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
          **(overrides or {})}
-  for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures"):
+  for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures", "sklearn"):
     cfg[key] = list(cfg[key])  # JSON keeps lists, not tuples.
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
@@ -166,10 +171,14 @@ def evaluate(workdir: str, step: int | None = None,
                              "test_examples": len(test_y), "protocol": cfg,
                              "head_levels": list(method.feature_levels[1:])}
   encoders = {"": trained, "random_init_": initial}
+  exported = {"train_labels": train_y, "test_labels": test_y}
   for prefix, state in encoders.items():
     features = functools.partial(extract_features, method, state["params"], state["model_state"],
                                  batch_size=cfg["batch_size"], mesh=mesh)
-    scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
+    train_f, test_f = features(train_x), features(test_x)
+    exported.update({f"{prefix or 'pretrained_'}train": train_f,
+                     f"{prefix or 'pretrained_'}test": test_f})
+    scores = protocol(train_f, train_y, test_f, test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
     results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,
                              num_classes, mesh, cfg, config.seed))
@@ -181,6 +190,11 @@ def evaluate(workdir: str, step: int | None = None,
   scores = protocol(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1),
                     test_y, num_classes, cfg)
   results.update({"raw_pixels_" + k: v for k, v in scores.items()})
+  if cfg["export_features"]:
+    exported.update(raw_pixels_train=train_x.reshape(len(train_x), -1),
+                    raw_pixels_test=test_x.reshape(len(test_x), -1))
+    results["exported_features"] = export.export_features(
+        os.path.join(workdir, f"features_step{step}.npz"), exported)
 
   _warn_if_collapsed(results)
   with open(os.path.join(workdir, "eval_results.json"), "w") as f:

@@ -10,6 +10,7 @@ import pytest
 
 from sslax import checkpoint, evaluate, metrics, train
 from sslax import config as config_lib
+from sslax.evals import knn
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 TINY = f"{REPO}/configs/simclr_mnist.py:tiny"
@@ -82,7 +83,8 @@ def test_run_writes_every_output(uninterrupted):
 @pytest.mark.slow
 def test_evaluate_writes_results_with_baselines(uninterrupted):
   workdir, _ = uninterrupted
-  results = evaluate.evaluate(str(workdir))
+  results = evaluate.evaluate(str(workdir), overrides={"export_features": True,
+                                                       "sklearn": ["logistic"]})
   for prefix in ("", "random_init_", "raw_pixels_"):
     for metric in ("knn_top1", "linear_top1"):
       assert 0.0 <= results[prefix + metric] <= 1.0
@@ -100,6 +102,13 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert results["knn_sweep"]["k=20,T=0.07"] == results["knn_top1"]
   assert len(results["raw_pixels_knn_sweep"]) == 8  # k in 10/20/100/200, T in 0.07/0.1.
   assert json.loads((workdir / "eval_results.json").read_text()) == results
+  # The exported features are the ones the probes saw: scikit-learn on them reproduces them.
+  with np.load(results["exported_features"]) as f:
+    assert len(f["pretrained_train"]) == 4000 and f["raw_pixels_test"].shape == (1000, 784)
+    assert knn.knn_top1(f["pretrained_train"], f["train_labels"], f["pretrained_test"],
+                        f["test_labels"], 10) == results["knn_top1"]
+  assert results["raw_pixels_sklearn_logistic_top1"] > 0.8
+  assert 0.0 <= results["sklearn_logistic_top1"] <= 1.0
 
 
 @pytest.mark.slow
