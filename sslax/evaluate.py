@@ -13,7 +13,6 @@ import os
 import sys
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
@@ -22,8 +21,8 @@ from sslax import checkpoint, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
-from sslax.data import pipeline, sources, text_corpus
-from sslax.evals import collapse, export, fewshot, finetune, knn, linear
+from sslax.data import pipeline, text_corpus
+from sslax.evals import collapse, export, fewshot, finetune, knn, linear, probe_data
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
@@ -71,33 +70,6 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} not found: --workdir must be a directory made by sslax.train")
   with open(path) as f:
     return config_lib.from_dict(json.load(f))
-
-
-@functools.cache
-def _jitted_features(method, level: str, mesh):
-  """One compiled feature function per (method, level), shared by every call and encoder."""
-  return jax.jit(functools.partial(method.features, level=level),
-                 out_shardings=parallel.replicated(mesh))
-
-
-def extract_features(method, params, model_state, inputs: Any, batch_size: int, mesh,
-                     level: str = "encoder") -> np.ndarray:
-  """Features of `inputs` (images, or a dict of token arrays) at `level` in fixed-size, sharded
-  chunks (one compiled shape)."""
-  step = parallel.batch_divisor(mesh)
-  batch_size = -(-batch_size // step) * step
-  fn = _jitted_features(method, level, mesh)
-  total = len(jax.tree.leaves(inputs)[0])
-  out = []
-  for i in range(0, total, batch_size):
-    chunk = jax.tree.map(lambda a, i=i: a[i:i + batch_size], inputs)
-    n = len(jax.tree.leaves(chunk)[0])
-    padded = jax.tree.map(
-        lambda a, n=n: np.concatenate([a, np.zeros((batch_size - n, *a.shape[1:]), a.dtype)]),
-        chunk)
-    x = jax.device_put(padded, parallel.batch_sharding(mesh))
-    out.append(np.asarray(fn(params, model_state, x))[:n])
-  return np.concatenate(out)
 
 
 def protocol(train_x, train_y, test_x, test_y, num_classes: int,
@@ -162,10 +134,9 @@ def evaluate(workdir: str, step: int | None = None,
     print(text_results_table(results))
     return results
 
-  view = method.views()[0]
-  train_x, train_y = pipeline.eval_arrays(sources.make_source(config.data, "train"), view)
-  test_x, test_y = pipeline.eval_arrays(sources.make_source(config.data, "test"), view)
-  num_classes = int(max(train_y.max(), test_y.max())) + 1
+  splits = probe_data.labelled_splits(method, config, workdir, cfg)
+  train_x, train_y, test_x, test_y = splits.train_x, splits.train_y, splits.test_x, splits.test_y
+  num_classes = splits.num_classes
 
   results: dict[str, Any] = {"step": int(step), "train_examples": len(train_y),
                              "test_examples": len(test_y), "protocol": cfg,
@@ -173,8 +144,8 @@ def evaluate(workdir: str, step: int | None = None,
   encoders = {"": trained, "random_init_": initial}
   exported = {"train_labels": train_y, "test_labels": test_y}
   for prefix, state in encoders.items():
-    features = functools.partial(extract_features, method, state["params"], state["model_state"],
-                                 batch_size=cfg["batch_size"], mesh=mesh)
+    features = functools.partial(probe_data.extract_features, method, state["params"],
+                                 state["model_state"], batch_size=cfg["batch_size"], mesh=mesh)
     train_f, test_f = features(train_x), features(test_x)
     exported.update({f"{prefix or 'pretrained_'}train": train_f,
                      f"{prefix or 'pretrained_'}test": test_f})
@@ -211,33 +182,16 @@ def _warn_if_collapsed(results: dict[str, Any]) -> None:
                     100 * results["protocol"]["collapse_min_rank_fraction"])
 
 
-def _text_probe(corpus, cfg) -> tuple[list, np.ndarray, list, np.ndarray, str]:
-  """The labelled set of eval.probe_data if given, else the held-out article task."""
-  data = cfg.get("probe_data")
-  if data:
-    train_s, train_y, test_s, test_y, classes = text_eval.labelled_probe(
-        corpus.tokenizer, data["train"], data.get("test"))
-    return train_s, train_y, test_s, test_y, f"{len(classes)} labels of {data['train']}"
-  train_s, train_y, test_s, test_y = text_eval.article_probe(corpus.heldout)
-  num_classes = int(train_y.max()) + 1
-  return (train_s, train_y, test_s, test_y,
-          f"which of {num_classes} held-out articles a sentence comes from")
-
-
 def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) -> dict[str, Any]:
   """Held-out pretext metrics and a sentence classification probe (kNN, linear, fine-tuning;
   see sslax.evals.text), for the trained model, its initial weights and (kNN and linear only)
   bag-of-tokens features."""
   corpus = text_corpus.prepare(config.data, workdir, method.tokenizer_kind, config.seed)
   records, views = method.data("heldout", workdir)
-  train_s, train_y, test_s, test_y, probe = _text_probe(corpus, cfg)
-  num_classes = int(max(train_y.max(), test_y.max())) + 1
-  # Sentences padded to the longest one (+2 specials) rather than the pretraining length: the
-  # features are the same (padding is masked) and fine-tuning is cheaper.
-  longest = max(len(s) for s in (*train_s, *test_s)) + 2
-  seq_len = min(config.data.seq_len, -(-longest // 8) * 8)
-  train_x = method.encode_sentences(train_s, seq_len)
-  test_x = method.encode_sentences(test_s, seq_len)
+  splits = probe_data.labelled_splits(method, config, workdir, cfg)
+  train_x, train_y, test_x, test_y = splits.train_x, splits.train_y, splits.test_x, splits.test_y
+  train_s, test_s, num_classes, probe = splits.train_s, splits.test_s, splits.num_classes, \
+      splits.description
   results: dict[str, Any] = {
       "step": int(step), "protocol": cfg, "heldout_articles": len(corpus.heldout),
       "probe": probe, "train_examples": len(train_y), "test_examples": len(test_y),
@@ -247,8 +201,8 @@ def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) ->
         method, state["params"], state["model_state"], records, views, config.batch_size,
         config.seed + 1, mesh, cfg["pretext_batches"])
     results.update({f"{prefix}heldout_{k}": v for k, v in pretext.items()})
-    features = functools.partial(extract_features, method, state["params"], state["model_state"],
-                                 batch_size=cfg["batch_size"], mesh=mesh)
+    features = functools.partial(probe_data.extract_features, method, state["params"],
+                                 state["model_state"], batch_size=cfg["batch_size"], mesh=mesh)
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
     results.update({prefix + k: v for k, v in scores.items()})
     results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,

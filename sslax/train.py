@@ -22,6 +22,7 @@ from sslax import config as config_lib
 from sslax import metrics as metrics_lib
 from sslax import state as state_lib
 from sslax.data import pipeline, sources
+from sslax.evals import online
 from sslax.methods import get_method
 from sslax.step import make_train_step
 
@@ -97,6 +98,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     print(f"resumed from step {start} of {workdir}", flush=True)
 
   train_step = make_train_step(method, tx, schedule, mesh, shardings)
+  online_evals = online.OnlineEvals(method, config, workdir, mesh)
   writer = metrics_lib.MetricWriter(workdir, resume_step=start)
   progress = metrics_lib.Progress(config.total_steps)
   last_saved = start if start else None
@@ -127,6 +129,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           progress.show(step, float(row["loss"]), row["examples_per_sec"], row["steps_per_sec"])
           logged = {"step": step, **row}
           interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
+
+        if online_evals.due(step):
+          evaluated = online_evals(state, step)
+          writer.write(step, evaluated)
+          print(f"step {step:>7}  " + "  ".join(f"{k} {v:.4f}" for k, v in evaluated.items()),
+                flush=True)
 
         stop = preemption.requested
         if stop or step % config.checkpoint_every_steps == 0 or step == config.total_steps:

@@ -144,3 +144,30 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     train.train(config, str(tmp_path))
   steps = checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
   assert all(s < 3 for s in steps)
+
+
+@pytest.mark.slow
+def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_path):
+  config = config_lib.load_config(TINY, total_steps=4, log_every_steps=2,
+                                  checkpoint_every_steps=4)
+  config.evals = {"knn": {"type": "knn", "every_steps": 2},
+                  "rank": {"type": "collapse", "every_steps": 4}}
+  train.train(config, str(tmp_path))
+  rows = metrics.read_metrics(tmp_path)
+  knn_rows = [r for r in rows if "knn/top1" in r]
+  assert [r["step"] for r in knn_rows] == [2, 4]
+  assert [r["step"] for r in rows if "rank/rankme" in r] == [4]
+  # The same features and protocol as offline evaluation of the step-4 checkpoint.
+  results = evaluate.evaluate(str(tmp_path), overrides={"finetune_steps": 0})
+  assert knn_rows[-1]["knn/top1"] == results["knn_top1"]
+  assert [r for r in rows if "rank/rankme" in r][0]["rank/rankme"] == \
+      pytest.approx(results["rankme"], rel=1e-6)
+
+
+def test_online_eval_specs_are_checked():
+  from sslax.evals import online
+  with pytest.raises(ValueError, match="use one of"):
+    online.parse_specs({"x": {"type": "knm", "every_steps": 5}})
+  with pytest.raises(ValueError, match="every_steps must be a positive integer"):
+    online.parse_specs({"x": {"type": "knn"}})
+  assert online.parse_specs({"x": {"type": "knn", "every_steps": 5, "k": 10}})["x"]["k"] == 10
