@@ -27,6 +27,8 @@ from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default the latest.")
+_ALL_STEPS = flags.DEFINE_bool("all_steps", False, "Evaluate every kept checkpoint and write "
+                               "eval_curve.json (accuracy against step).")
 _EVAL = flags.DEFINE_multi_string(
     "eval", [], "An evaluation setting over the run's config.eval, KEY=VALUE (dotted keys, "
     "Python literals or plain strings): e.g. --eval=finetune_steps=0 "
@@ -174,6 +176,25 @@ def evaluate(workdir: str, step: int | None = None,
   return results
 
 
+def evaluate_all(workdir: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+  """Evaluates every kept checkpoint, oldest first, and writes eval_curve.json: one row per
+  step with its scalar results (the baselines repeat: they do not depend on the step).
+  eval_results.json ends up holding the latest step's full results."""
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
+  steps = ckpt.all_steps()
+  ckpt.close()
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+  curve = []
+  for step in steps:
+    results = evaluate(workdir, step, overrides)
+    curve.append({k: v for k, v in results.items()
+                  if k == "step" or (isinstance(v, float | int) and not isinstance(v, bool))})
+  with open(os.path.join(workdir, "eval_curve.json"), "w") as f:
+    json.dump(curve, f, indent=2)
+  return curve
+
+
 def _warn_if_collapsed(results: dict[str, Any]) -> None:
   if results["collapsed"]:
     logging.warning("The pretrained features look collapsed: RankMe %.1f is %.1f%% of the "
@@ -279,7 +300,11 @@ def main(argv: list[str]) -> None:
     sys.exit("sslax: --workdir=DIR is required")
   config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    evaluate(config_lib.WORKDIR.value, _STEP.value, parse_eval_overrides(_EVAL.value))
+    overrides = parse_eval_overrides(_EVAL.value)
+    if _ALL_STEPS.value:
+      evaluate_all(config_lib.WORKDIR.value, overrides)
+    else:
+      evaluate(config_lib.WORKDIR.value, _STEP.value, overrides)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_path):
   config = config_lib.load_config(TINY, total_steps=4, log_every_steps=2,
-                                  checkpoint_every_steps=4)
+                                  checkpoint_every_steps=2, keep_checkpoints=2)
   config.evals = {"knn": {"type": "knn", "every_steps": 2},
                   "rank": {"type": "collapse", "every_steps": 4}}
   train.train(config, str(tmp_path))
@@ -158,8 +158,12 @@ def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_pa
   assert [r["step"] for r in knn_rows] == [2, 4]
   assert [r["step"] for r in rows if "rank/rankme" in r] == [4]
   # The same features and protocol as offline evaluation of the step-4 checkpoint.
-  results = evaluate.evaluate(str(tmp_path), overrides={"finetune_steps": 0})
-  assert knn_rows[-1]["knn/top1"] == results["knn_top1"]
+  curve = evaluate.evaluate_all(str(tmp_path), overrides={"finetune_steps": 0})
+  assert [row["step"] for row in curve] == [2, 4]
+  results = json.loads((tmp_path / "eval_results.json").read_text())  # The latest step's.
+  assert json.loads((tmp_path / "eval_curve.json").read_text()) == curve
+  assert curve[-1]["knn_top1"] == results["knn_top1"]
+  assert [r["knn/top1"] for r in knn_rows] == [row["knn_top1"] for row in curve]
   assert [r for r in rows if "rank/rankme" in r][0]["rank/rankme"] == \
       pytest.approx(results["rankme"], rel=1e-6)
 
