@@ -100,7 +100,7 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
   return scores
 
 
-def _trained_and_initial(method, config, workdir, step, mesh):
+def trained_and_initial(method, config, workdir, step, mesh):
   """(step, restored train state, the run's initial state) of checkpoint `step` or the latest."""
   pretrain_source, views = train_lib.pretrain_data(method, config, workdir)
   sample = pipeline.sample_batch(pretrain_source, views)
@@ -128,7 +128,7 @@ def evaluate(workdir: str, step: int | None = None,
     cfg[key] = list(cfg[key])  # JSON keeps lists, not tuples.
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
-  step, trained, initial = _trained_and_initial(method, config, workdir, step, mesh)
+  step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
   if hasattr(method, "data"):
     results = evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh)
     with open(os.path.join(workdir, "eval_results.json"), "w") as f:

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from sslax import checkpoint, evaluate, metrics, train
+from sslax import checkpoint, evaluate, metrics, plot, train
 from sslax import config as config_lib
 from sslax.evals import knn
 
@@ -175,3 +175,26 @@ def test_online_eval_specs_are_checked():
   with pytest.raises(ValueError, match="every_steps must be a positive integer"):
     online.parse_specs({"x": {"type": "knn"}})
   assert online.parse_specs({"x": {"type": "knn", "every_steps": 5, "k": 10}})["x"]["k"] == 10
+
+
+@pytest.mark.slow
+def test_plot_writes_every_picture_as_a_png(tmp_path):
+  config = config_lib.load_config(TINY, total_steps=4, log_every_steps=1,
+                                  checkpoint_every_steps=2, keep_checkpoints=2)
+  config.evals = {"knn": {"type": "knn", "every_steps": 2},
+                  "rank": {"type": "collapse", "every_steps": 2}}
+  train.train(config, str(tmp_path))
+  evaluate.evaluate_all(str(tmp_path), overrides={"finetune_steps": 0, "linear_steps": 5})
+  paths = plot.plot_run(str(tmp_path), map_points=60)
+  assert sorted(paths) == ["embedding_map", "evals", "rank", "training"]
+  for path in paths.values():
+    with open(path, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(path) > 5000  # Axes, lines and labels, not an empty canvas.
+  # A run without evaluations inside training skips those pictures instead of failing.
+  bare = tmp_path / "bare"
+  train.train(config_lib.load_config(TINY, total_steps=2, log_every_steps=1,
+                                     checkpoint_every_steps=2), str(bare))
+  paths = plot.plot_run(str(bare), map_points=0)
+  assert paths["training"] and not paths["evals"] and not paths["rank"]
+  assert paths["embedding_map"] is None
