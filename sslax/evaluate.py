@@ -131,9 +131,7 @@ def evaluate(workdir: str, step: int | None = None,
   step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
   if hasattr(method, "data"):
     results = evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh)
-    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
-      json.dump(results, f, indent=2)
-    print(text_results_table(results))
+    _write_results(workdir, results, text_results_table(results), cfg)
     return results
 
   splits = probe_data.labelled_splits(method, config, workdir, cfg)
@@ -170,10 +168,43 @@ def evaluate(workdir: str, step: int | None = None,
         os.path.join(workdir, f"features_step{step}.npz"), exported)
 
   _warn_if_collapsed(results)
+  _write_results(workdir, results, results_table(results), cfg)
+  return results
+
+
+def protocol_text(cfg: dict[str, Any]) -> str:
+  """The evaluation protocol in words, so that no number is quoted without it."""
+  lines = [
+      f"- kNN: cosine similarity of L2-normalised features, the k={cfg['knn_k']} nearest "
+      f"training examples vote with weight exp(sim/{cfg['knn_temperature']}); the sweep adds "
+      f"k in {cfg['knn_sweep_ks']} x T in {cfg['knn_sweep_temperatures']}.",
+      f"- Linear probe: logistic regression on standardised frozen features, AdamW, "
+      f"{cfg['linear_steps']} full-batch steps, lr {cfg['linear_learning_rate']}, weight decay "
+      f"{cfg['linear_weight_decay']}.",
+      f"- Few-shot: ridge regression (l2 {cfg['fewshot_l2']}) on L2-normalised features from "
+      f"{cfg['fewshot_shots']} examples a class, mean of 5 seeded draws.",
+      f"- Collapse: RankMe of the test features; flagged below "
+      f"{cfg['collapse_min_rank_fraction']:.0%} of min(examples, dimensions)."]
+  if cfg["finetune_steps"]:
+    lines.insert(2, f"- Fine-tuning: encoder (lr {cfg['finetune_learning_rate']}) and linear "
+                 f"head (lr {cfg['finetune_head_learning_rate']}) on standardised features, "
+                 f"{cfg['finetune_steps']} steps of 32, AdamW with warm-up and cosine decay, "
+                 "inference-mode normalisation and no dropout.")
+  if cfg["sklearn"]:
+    lines.append(f"- scikit-learn {cfg['sklearn']} on standardised features, C={cfg['sklearn_c']}.")
+  return "\n".join(lines)
+
+
+def _write_results(workdir: str, results: dict[str, Any], table: str, cfg: dict[str, Any]) -> None:
+  """eval_results.json (every number and the settings) and eval_results.md (the table and the
+  protocol in words); the table is printed too."""
   with open(os.path.join(workdir, "eval_results.json"), "w") as f:
     json.dump(results, f, indent=2)
-  print(results_table(results))
-  return results
+  with open(os.path.join(workdir, "eval_results.md"), "w") as f:
+    title, rows = table.split("\n", 1)  # A Markdown table needs a blank line above it.
+    f.write(f"# Evaluation of {workdir}\n\n{title}\n\n{rows}\n\nProtocol:\n"
+            f"{protocol_text(cfg)}\n")
+  print(table)
 
 
 def evaluate_all(workdir: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:

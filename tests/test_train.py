@@ -102,6 +102,9 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert results["knn_sweep"]["k=20,T=0.07"] == results["knn_top1"]
   assert len(results["raw_pixels_knn_sweep"]) == 8  # k in 10/20/100/200, T in 0.07/0.1.
   assert json.loads((workdir / "eval_results.json").read_text()) == results
+  report = (workdir / "eval_results.md").read_text()
+  assert f"| pretrained encoder | {results['knn_top1']:.4f} |" in report
+  assert "k=20 nearest" in report and "scikit-learn ['logistic']" in report
   # The exported features are the ones the probes saw: scikit-learn on them reproduces them.
   with np.load(results["exported_features"]) as f:
     assert len(f["pretrained_train"]) == 4000 and f["raw_pixels_test"].shape == (1000, 784)
