@@ -79,10 +79,20 @@ def load_config(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   config = module.get_config(arg) if arg else module.get_config()
+  return with_overrides(config, overrides)
+
+
+def with_overrides(config: ml_collections.ConfigDict,
+                   overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A copy of `config` with dotted-key values set ({"optimizer.learning_rate": 1e-3}); an
+  unknown key is an error, as on the command line. The result is validated."""
+  config = ml_collections.ConfigDict(config.to_dict())
   for key, value in overrides.items():
     parent, _, leaf = key.rpartition(".")
     target = config
     for part in filter(None, parent.split(".")):
+      if part not in target:
+        raise ConfigError(f"unknown config key '{key}'")
       target = target[part]
     if leaf not in target:
       raise ConfigError(f"unknown config key '{key}'")
