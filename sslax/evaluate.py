@@ -39,6 +39,8 @@ EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
                  "knn_sweep_ks": [10, 20, 100, 200], "knn_sweep_temperatures": [0.07, 0.1],
                  "linear_steps": 1000,
                  "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500,
+                 # Learning rates tried together, the best on 10% of the train split kept.
+                 "linear_grid": [],
                  # Fine-tuning of the encoder with a linear head on the probe's train split.
                  "finetune_steps": 300, "finetune_learning_rate": 1e-4,
                  "finetune_head_learning_rate": 1e-3,
@@ -88,6 +90,13 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
                               weight_decay=cfg["linear_weight_decay"])
   scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"]),
             "knn_sweep": {f"k={k},T={t:g}": v for (k, t), v in sweep.items()}}
+  if cfg["linear_grid"]:  # DINOv2's protocol: the learning rate chosen on a validation split.
+    grid = linear.linear_probe_grid(train_x, train_y, test_x, test_y, num_classes,
+                                    learning_rates=cfg["linear_grid"],
+                                    steps=cfg["linear_steps"],
+                                    weight_decay=cfg["linear_weight_decay"])
+    scores.update(linear_grid_top1=float(grid["test_top1"]),
+                  linear_grid_lr=float(grid["learning_rate"]))
   shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
                                shots=cfg["fewshot_shots"], l2=cfg["fewshot_l2"])
   scores.update({f"fewshot_{k}shot_top1": v for k, v in shots.items()})
@@ -124,7 +133,8 @@ def evaluate(workdir: str, step: int | None = None,
   config = load_run_config(workdir)
   cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
          **(overrides or {})}
-  for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures", "sklearn"):
+  for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures", "sklearn",
+              "linear_grid"):
     cfg[key] = list(cfg[key])  # JSON keeps lists, not tuples.
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
@@ -190,6 +200,10 @@ def protocol_text(cfg: dict[str, Any]) -> str:
                  f"head (lr {cfg['finetune_head_learning_rate']}) on standardised features, "
                  f"{cfg['finetune_steps']} steps of 32, AdamW with warm-up and cosine decay, "
                  "inference-mode normalisation and no dropout.")
+  if cfg["linear_grid"]:
+    lines.insert(2, f"- Linear grid: the same probe for each lr in {cfg['linear_grid']} on 90% "
+                 "of the train split, the lr with the best top-1 on the other 10% retrained on "
+                 "all of it.")
   if cfg["sklearn"]:
     lines.append(f"- scikit-learn {cfg['sklearn']} on standardised features, C={cfg['sklearn_c']}.")
   return "\n".join(lines)

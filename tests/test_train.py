@@ -83,8 +83,8 @@ def test_run_writes_every_output(uninterrupted):
 @pytest.mark.slow
 def test_evaluate_writes_results_with_baselines(uninterrupted):
   workdir, _ = uninterrupted
-  results = evaluate.evaluate(str(workdir), overrides={"export_features": True,
-                                                       "sklearn": ["logistic"]})
+  results = evaluate.evaluate(str(workdir), overrides={
+      "export_features": True, "sklearn": ["logistic"], "linear_grid": [1e-4, 1e-2]})
   for prefix in ("", "random_init_", "raw_pixels_"):
     for metric in ("knn_top1", "linear_top1"):
       assert 0.0 <= results[prefix + metric] <= 1.0
@@ -111,6 +111,8 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
     assert knn.knn_top1(f["pretrained_train"], f["train_labels"], f["pretrained_test"],
                         f["test_labels"], 10) == results["knn_top1"]
   assert results["raw_pixels_sklearn_logistic_top1"] > 0.8
+  assert results["raw_pixels_linear_grid_lr"] in (1e-4, 1e-2)
+  assert results["raw_pixels_linear_grid_top1"] > 0.8
   assert 0.0 <= results["sklearn_logistic_top1"] <= 1.0
 
 
