@@ -110,7 +110,10 @@ def test_finetuning_moves_the_encoder_where_a_frozen_probe_cannot():
                              2, mesh, steps=200, learning_rate=0.0, head_learning_rate=1e-2)
   tuned = finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]}, y[400:],
                             2, mesh, steps=200, learning_rate=1e-2, head_learning_rate=1e-2)
-  assert frozen["test_top1"] < 0.65
+  head_only = finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]},
+                                y[400:], 2, mesh, steps=200, learning_rate=1e-2,
+                                head_learning_rate=1e-2, trainable="^$", label_smoothing=0.1)
+  assert frozen["test_top1"] < 0.65 and head_only["test_top1"] < 0.65  # Encoder untouched.
   assert tuned["test_top1"] > 0.95
   assert tuned["protocol"]["steps"] == 200 and tuned["protocol"]["batch_size"] % 8 == 0
   np.testing.assert_array_equal(params["w"], [[0.0, 0.0], [1.0, 0.5]])  # Trained a copy.

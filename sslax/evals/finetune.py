@@ -12,6 +12,7 @@ function runs the model in inference mode), no augmentation. The starting weight
 are not changed: the probe trains a copy and returns only its scores.
 """
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +39,17 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
              train_y: np.ndarray, test_inputs: Any, test_y: np.ndarray, num_classes: int,
              mesh, *, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-4,
              head_learning_rate: float = 1e-3, weight_decay: float = 0.01,
+             trainable: str = ".*", label_smoothing: float = 0.0,
              seed: int = 0) -> dict[str, Any]:
   """Trains `params` and a linear head on (train_inputs, train_y); test top-1 and protocol.
 
   `train_inputs`/`test_inputs` are arrays or dicts of arrays with examples on axis 0. The head
   gets its own (larger) learning rate: it starts from zero while the encoder starts from
-  pretrained weights, as the usual fine-tuning recipes do.
+  pretrained weights, as the usual fine-tuning recipes do. `trainable` is a regex over the
+  encoder's parameter paths ("encoder/block3/mlp/fc1/kernel"): parameters that it does not
+  match stay frozen, so ".*" fine-tunes fully, "block(10|11)/" only the top two blocks and
+  "^$" trains the head alone. `label_smoothing` mixes the one-hot targets with the uniform
+  distribution (Szegedy et al. 2016).
   """
   train_y, test_y = np.asarray(train_y, np.int32), np.asarray(test_y, np.int32)
   step_multiple = parallel.batch_divisor(mesh)
@@ -63,10 +69,14 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
   def schedule(peak):
     return optax.warmup_cosine_decay_schedule(0.0, peak, max(1, steps // 10), steps)
 
+  pattern = re.compile(trainable)
   tx = optax.multi_transform(
       {"encoder": optax.adamw(schedule(learning_rate), weight_decay=weight_decay),
+       "frozen": optax.set_to_zero(),
        "head": optax.adamw(schedule(head_learning_rate), weight_decay=weight_decay)},
-      {"encoder": jax.tree.map(lambda _: "encoder", params),
+      {"encoder": jax.tree_util.tree_map_with_path(
+          lambda path, _: "encoder" if pattern.search(parallel.path_name(path)) else "frozen",
+          params),
        "head": {"w": "head", "b": "head"}})
 
   def logits(model, batch):
@@ -76,7 +86,8 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
   @functools.partial(jax.jit, out_shardings=replicated)
   def train_step(model, opt_state, batch, labels):
     def loss_fn(m):
-      return optax.softmax_cross_entropy_with_integer_labels(logits(m, batch), labels).mean()
+      targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+      return optax.softmax_cross_entropy(logits(m, batch), targets).mean()
     loss, grads = jax.value_and_grad(loss_fn)(model)
     updates, opt_state = tx.update(grads, opt_state, model)
     return optax.apply_updates(model, updates), opt_state, loss
@@ -105,4 +116,5 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
           "protocol": {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                        "head_learning_rate": head_learning_rate,
                        "weight_decay": weight_decay, "optimizer": "adamw, warm-up + cosine",
+                       "trainable": trainable, "label_smoothing": label_smoothing,
                        "seed": seed}}
