@@ -1,5 +1,6 @@
 """The text probes (held-out articles, labelled TSV/JSONL sets), the bag-of-tokens baseline and
 the fine-tuning probe, on hand-made data."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -127,3 +128,13 @@ def test_eval_overrides_parse_dotted_keys_and_literals():
     evaluate.parse_eval_overrides(["finetune_step=0"])
   with pytest.raises(ValueError, match="KEY=VALUE"):
     evaluate.parse_eval_overrides(["finetune_steps"])
+
+
+def test_layer_decay_scales_by_block_depth():
+  params = {"patch_embed": {"kernel": 0}, "block0": {"mlp": 0}, "block2": {"attn": {"q": 0}},
+            "block1": {"mlp": 0}, "norm": {"scale": 0}}
+  scales = finetune.layer_scales(params, 0.5)
+  assert scales == {"patch_embed": {"kernel": 0.5 ** 4}, "block0": {"mlp": 0.5 ** 3},
+                    "block1": {"mlp": 0.25}, "block2": {"attn": {"q": 0.5}},
+                    "norm": {"scale": 1.0}}
+  assert jax.tree.leaves(finetune.layer_scales(params, 1.0)) == [1.0] * 5

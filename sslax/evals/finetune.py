@@ -28,6 +28,24 @@ def _take(inputs: Any, index: np.ndarray) -> Any:
   return jax.tree.map(lambda a: np.asarray(a)[index], inputs)
 
 
+def layer_scales(params: Any, decay: float) -> Any:
+  """Per-parameter learning-rate scales for layer-wise decay: a parameter in `block{i}` of L
+  blocks gets decay^(L - i), the embeddings (paths with "embed" or "cls_token") decay^(L + 1),
+  everything else (final norm, heads) 1. A tree of floats shaped like `params`."""
+  names = [parallel.path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+  blocks = [int(m.group(1)) for n in names if (m := re.search(r"block(\d+)", n))]
+  depth = max(blocks) + 1 if blocks else 0
+
+  def scale(path, _):
+    name = parallel.path_name(path)
+    block = re.search(r"block(\d+)", name)
+    if block:
+      return decay ** (depth - int(block.group(1)))
+    return decay ** (depth + 1) if "embed" in name or "cls_token" in name else 1.0
+
+  return jax.tree_util.tree_map_with_path(scale, params)
+
+
 def _chunks(inputs: Any, total: int, batch_size: int, sharding) -> Any:
   """(batch, number of real rows) over `inputs` in fixed-size chunks; the last wraps around."""
   for start in range(0, total, batch_size):
@@ -39,7 +57,7 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
              train_y: np.ndarray, test_inputs: Any, test_y: np.ndarray, num_classes: int,
              mesh, *, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-4,
              head_learning_rate: float = 1e-3, weight_decay: float = 0.01,
-             trainable: str = ".*", label_smoothing: float = 0.0,
+             trainable: str = ".*", label_smoothing: float = 0.0, layer_decay: float = 1.0,
              seed: int = 0) -> dict[str, Any]:
   """Trains `params` and a linear head on (train_inputs, train_y); test top-1 and protocol.
 
@@ -49,7 +67,8 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
   encoder's parameter paths ("encoder/block3/mlp/fc1/kernel"): parameters that it does not
   match stay frozen, so ".*" fine-tunes fully, "block(10|11)/" only the top two blocks and
   "^$" trains the head alone. `label_smoothing` mixes the one-hot targets with the uniform
-  distribution (Szegedy et al. 2016).
+  distribution (Szegedy et al. 2016). `layer_decay` < 1 scales each Transformer block's rate
+  (see `layer_scales`), as BEiT and MAE fine-tune ViTs.
   """
   train_y, test_y = np.asarray(train_y, np.int32), np.asarray(test_y, np.int32)
   step_multiple = parallel.batch_divisor(mesh)
@@ -70,14 +89,17 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
     return optax.warmup_cosine_decay_schedule(0.0, peak, max(1, steps // 10), steps)
 
   pattern = re.compile(trainable)
+  scales = layer_scales(params, layer_decay)
+  labels = jax.tree_util.tree_map_with_path(
+      lambda path, scale: f"x{scale!r}" if pattern.search(parallel.path_name(path)) else "frozen",
+      scales)
+  groups = {label: optax.adamw(schedule(learning_rate * float(label[1:])),
+                               weight_decay=weight_decay)
+            for label in set(jax.tree.leaves(labels)) if label != "frozen"}
   tx = optax.multi_transform(
-      {"encoder": optax.adamw(schedule(learning_rate), weight_decay=weight_decay),
-       "frozen": optax.set_to_zero(),
+      {**groups, "frozen": optax.set_to_zero(),
        "head": optax.adamw(schedule(head_learning_rate), weight_decay=weight_decay)},
-      {"encoder": jax.tree_util.tree_map_with_path(
-          lambda path, _: "encoder" if pattern.search(parallel.path_name(path)) else "frozen",
-          params),
-       "head": {"w": "head", "b": "head"}})
+      {"encoder": labels, "head": {"w": "head", "b": "head"}})
 
   def logits(model, batch):
     x = (features(model["encoder"], batch).astype(jnp.float32) - mean) / std
@@ -117,4 +139,5 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
                        "head_learning_rate": head_learning_rate,
                        "weight_decay": weight_decay, "optimizer": "adamw, warm-up + cosine",
                        "trainable": trainable, "label_smoothing": label_smoothing,
+                       "layer_decay": layer_decay,
                        "seed": seed}}
