@@ -39,6 +39,7 @@ EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
                  "knn_sweep_ks": [10, 20, 100, 200], "knn_sweep_temperatures": [0.07, 0.1],
                  "linear_steps": 1000,
                  "linear_learning_rate": 1e-2, "linear_weight_decay": 1e-4, "batch_size": 500,
+                 "linear_optimizer": "adamw",  # Or "sgd", "lars" (momentum 0.9).
                  # Learning rates tried together, the best on 10% of the train split kept.
                  "linear_grid": [],
                  # Fine-tuning of the encoder with a linear head on the probe's train split.
@@ -90,14 +91,16 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
   knn_top1 = sweep[(cfg["knn_k"], cfg["knn_temperature"])]
   probe = linear.linear_probe(train_x, train_y, test_x, test_y, num_classes,
                               steps=cfg["linear_steps"], learning_rate=cfg["linear_learning_rate"],
-                              weight_decay=cfg["linear_weight_decay"])
+                              weight_decay=cfg["linear_weight_decay"],
+                              optimizer=cfg["linear_optimizer"])
   scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"]),
             "knn_sweep": {f"k={k},T={t:g}": v for (k, t), v in sweep.items()}}
   if cfg["linear_grid"]:  # DINOv2's protocol: the learning rate chosen on a validation split.
     grid = linear.linear_probe_grid(train_x, train_y, test_x, test_y, num_classes,
                                     learning_rates=cfg["linear_grid"],
                                     steps=cfg["linear_steps"],
-                                    weight_decay=cfg["linear_weight_decay"])
+                                    weight_decay=cfg["linear_weight_decay"],
+                                    optimizer=cfg["linear_optimizer"])
     scores.update(linear_grid_top1=float(grid["test_top1"]),
                   linear_grid_lr=float(grid["learning_rate"]))
   shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
@@ -191,7 +194,8 @@ def protocol_text(cfg: dict[str, Any]) -> str:
       f"- kNN: cosine similarity of L2-normalised features, the k={cfg['knn_k']} nearest "
       f"training examples vote with weight exp(sim/{cfg['knn_temperature']}); the sweep adds "
       f"k in {cfg['knn_sweep_ks']} x T in {cfg['knn_sweep_temperatures']}.",
-      f"- Linear probe: logistic regression on standardised frozen features, AdamW, "
+      f"- Linear probe: logistic regression on standardised frozen features, "
+      f"{cfg['linear_optimizer']}, "
       f"{cfg['linear_steps']} full-batch steps, lr {cfg['linear_learning_rate']}, weight decay "
       f"{cfg['linear_weight_decay']}.",
       f"- Few-shot: ridge regression (l2 {cfg['fewshot_l2']}) on L2-normalised features from "

@@ -40,9 +40,19 @@ def test_separable_blobs_are_classified_perfectly(separable, batch_size):
   result = linear.linear_probe(*separable, NUM_CLASSES, steps=STEPS, batch_size=batch_size)
   assert result["train_top1"] == 1.0
   assert result["test_top1"] == 1.0
-  protocol = {k: result[k] for k in ("steps", "learning_rate", "weight_decay", "batch_size")}
+  protocol = {k: result[k] for k in ("steps", "learning_rate", "weight_decay", "batch_size",
+                                     "optimizer")}
   assert protocol == {"steps": STEPS, "learning_rate": 1e-2, "weight_decay": 1e-4,
-                      "batch_size": batch_size}
+                      "batch_size": batch_size, "optimizer": "adamw"}
+
+
+@pytest.mark.parametrize("optimizer,learning_rate", [("sgd", 0.1), ("lars", 1.0)])
+def test_sgd_and_lars_probes_also_separate_the_blobs(separable, optimizer, learning_rate):
+  result = linear.linear_probe(*separable, NUM_CLASSES, steps=STEPS, optimizer=optimizer,
+                               learning_rate=learning_rate)
+  assert result["test_top1"] == 1.0 and result["optimizer"] == optimizer
+  with pytest.raises(ValueError, match="use one of"):
+    linear.linear_probe(*separable, NUM_CLASSES, steps=STEPS, optimizer="adam")
 
 
 def test_memorises_random_labels_despite_a_constant_feature():

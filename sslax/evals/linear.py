@@ -1,6 +1,7 @@
 """Linear probe: multinomial logistic regression on frozen, standardised features.
 
-The whole optimisation (adamw, full-batch or seeded minibatches) is one jitted
+The whole optimisation (AdamW, SGD with momentum or LARS; full-batch or seeded minibatches) is
+one jitted
 `jax.lax.scan`, vmapped over learning rates so a learning-rate grid trains as one program.
 Results carry their protocol (steps, learning rate, weight decay, batch size) with them.
 """
@@ -34,9 +35,28 @@ def _logits(params: dict, x: jax.Array) -> jax.Array:
   return x @ params["w"] + params["b"]
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "steps", "batch_size"))
+OPTIMIZERS = ("adamw", "sgd", "lars")
+
+
+def _optimizer(name: str, learning_rate, weight_decay) -> optax.GradientTransformation:
+  """The probe's optimizer; the bias is never decayed (only the weights' scale is
+  regularised). SGD and LARS use momentum 0.9, as the SimCLR and MAE linear protocols do."""
+  mask = {"w": True, "b": False}
+  if name == "adamw":
+    return optax.adamw(learning_rate, weight_decay=weight_decay, mask=mask)
+  if name == "sgd":
+    return optax.chain(optax.add_decayed_weights(weight_decay, mask),
+                       optax.sgd(learning_rate, momentum=0.9))
+  if name == "lars":
+    return optax.lars(learning_rate, weight_decay=weight_decay, weight_decay_mask=mask,
+                      trust_ratio_mask=mask, momentum=0.9)
+  raise ValueError(f"linear probe optimizer {name!r}; use one of {OPTIMIZERS}")
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "steps", "batch_size", "optimizer"))
 def _fit(x: jax.Array, y: jax.Array, learning_rates: jax.Array, weight_decay: jax.Array,
-         key: jax.Array, *, num_classes: int, steps: int, batch_size: int | None) -> dict:
+         key: jax.Array, *, num_classes: int, steps: int, batch_size: int | None,
+         optimizer: str = "adamw") -> dict:
   """Probe parameters {"w": [L, D, C], "b": [L, C]}, one per learning rate [L].
 
   Every learning rate sees the same minibatches: each epoch is a fresh seeded permutation
@@ -55,8 +75,7 @@ def _fit(x: jax.Array, y: jax.Array, learning_rates: jax.Array, weight_decay: ja
     return optax.softmax_cross_entropy_with_integer_labels(_logits(params, xb), yb).mean()
 
   def train(learning_rate):
-    # The bias is not decayed: only the weights' scale is regularised.
-    opt = optax.adamw(learning_rate, weight_decay=weight_decay, mask={"w": True, "b": False})
+    opt = _optimizer(optimizer, learning_rate, weight_decay)
     params = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros((num_classes,))}
 
     def step(carry, idx):
@@ -85,18 +104,22 @@ def _top1(params: dict, x: np.ndarray, y: np.ndarray) -> list[float]:
 
 
 def _fit_many(x: np.ndarray, y: np.ndarray, num_classes: int, learning_rates: Sequence[float],
-              steps: int, weight_decay: float, batch_size: int | None, seed: int) -> dict:
+              steps: int, weight_decay: float, batch_size: int | None, seed: int,
+              optimizer: str = "adamw") -> dict:
   """Stacked probes [L, ...] trained on already standardised x [N, D], y [N]."""
   _check_labels(y, num_classes)
+  if optimizer not in OPTIMIZERS:
+    raise ValueError(f"linear probe optimizer {optimizer!r}; use one of {OPTIMIZERS}")
   return _fit(jnp.asarray(x), jnp.asarray(y, jnp.int32),
               jnp.asarray(learning_rates, jnp.float32), jnp.float32(weight_decay),
               jax.random.key(seed), num_classes=num_classes, steps=steps,
-              batch_size=batch_size)
+              batch_size=batch_size, optimizer=optimizer)
 
 
 def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, *, steps: int = 1000,
                  learning_rate: float = 1e-2, weight_decay: float = 1e-4,
-                 batch_size: int | None = None, seed: int = 0) -> dict:
+                 batch_size: int | None = None, seed: int = 0,
+                 optimizer: str = "adamw") -> dict:
   """Logistic regression on train_x [N, D], train_y [N]; top-1 on train and test [M, D], [M].
 
   Full-batch when batch_size is None, else seeded minibatches. Returns the accuracies
@@ -105,7 +128,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, *, steps: i
   train_x, test_x = _standardize(np.asarray(train_x, np.float32), test_x)
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
   params = _fit_many(train_x, train_y, num_classes, (learning_rate,), steps, weight_decay,
-                     batch_size, seed)
+                     batch_size, seed, optimizer)
   return {
       "train_top1": _top1(params, train_x, train_y)[0],
       "test_top1": _top1(params, test_x, test_y)[0],
@@ -113,6 +136,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, *, steps: i
       "learning_rate": learning_rate,
       "weight_decay": weight_decay,
       "batch_size": batch_size,
+      "optimizer": optimizer,
   }
 
 
@@ -138,7 +162,8 @@ def stratified_split(labels, val_fraction: float, seed: int) -> tuple[np.ndarray
 def linear_probe_grid(train_x, train_y, test_x, test_y, num_classes: int, *,
                       learning_rates: Sequence[float] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
                       val_fraction: float = 0.1, steps: int = 1000, weight_decay: float = 1e-4,
-                      batch_size: int | None = None, seed: int = 0) -> dict:
+                      batch_size: int | None = None, seed: int = 0,
+                      optimizer: str = "adamw") -> dict:
   """linear_probe with the learning rate chosen on a held-out validation split.
 
   All learning rates train together (one vmapped program) on a stratified split of the
@@ -150,11 +175,11 @@ def linear_probe_grid(train_x, train_y, test_x, test_y, num_classes: int, *,
   fit_idx, val_idx = stratified_split(train_y, val_fraction, seed)
   fit_x, val_x = _standardize(train_x[fit_idx], train_x[val_idx])
   params = _fit_many(fit_x, train_y[fit_idx], num_classes, learning_rates, steps,
-                     weight_decay, batch_size, seed)
+                     weight_decay, batch_size, seed, optimizer)
   val_top1 = _top1(params, val_x, train_y[val_idx])
   best = learning_rates[int(np.argmax(val_top1))]
   result = linear_probe(train_x, train_y, test_x, test_y, num_classes, steps=steps,
                         learning_rate=best, weight_decay=weight_decay, batch_size=batch_size,
-                        seed=seed)
+                        seed=seed, optimizer=optimizer)
   return {**result, "val_top1": dict(zip(learning_rates, val_top1, strict=True)),
           "val_fraction": val_fraction}
