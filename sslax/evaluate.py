@@ -21,8 +21,8 @@ from sslax import checkpoint, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
-from sslax.data import pipeline, text_corpus
-from sslax.evals import collapse, export, fewshot, finetune, knn, linear, probe_data
+from sslax.data import pipeline, sources, text_corpus
+from sslax.evals import collapse, export, fewshot, finetune, knn, linear, probe_data, retrieval
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
@@ -52,7 +52,9 @@ EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
                  "fewshot_shots": [1, 5, 10, 25], "fewshot_l2": 1.0,
                  "collapse_min_rank_fraction": 0.05,
                  # The feature-extraction protocol: scikit-learn classifiers, an .npz export.
-                 "sklearn": [], "sklearn_c": 1.0, "export_features": False}
+                 "sklearn": [], "sklearn_c": 1.0, "export_features": False,
+                 # Recall@1/5/10 of one view's partner among the other views (0 to skip).
+                 "retrieval_examples": 1000}
 
 
 def parse_eval_overrides(items: list[str]) -> dict[str, Any]:
@@ -159,6 +161,7 @@ def evaluate(workdir: str, step: int | None = None,
                              "head_levels": list(method.feature_levels[1:])}
   encoders = {"": trained, "random_init_": initial}
   exported = {"train_labels": train_y, "test_labels": test_y}
+  pairs = _two_view_pairs(method, config, test_x, cfg)
   for prefix, state in encoders.items():
     features = functools.partial(probe_data.extract_features, method, state["params"],
                                  state["model_state"], batch_size=cfg["batch_size"], mesh=mesh)
@@ -169,6 +172,9 @@ def evaluate(workdir: str, step: int | None = None,
     results.update({prefix + k: v for k, v in scores.items()})
     results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,
                              num_classes, mesh, cfg, config.seed))
+    if pairs is not None:
+      recall = retrieval.recall_at_k(features(pairs[0]), features(pairs[1]))
+      results.update({f"{prefix}two_view_recall@{k}": v for k, v in recall.items()})
     # Heads above the encoder (SimCLR's projector) get kNN too: where the pretext loss acts.
     for level in method.feature_levels[1:]:
       results[f"{prefix}{level}_knn_top1"] = float(knn.knn_top1(
@@ -177,6 +183,9 @@ def evaluate(workdir: str, step: int | None = None,
   scores = protocol(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1),
                     test_y, num_classes, cfg)
   results.update({"raw_pixels_" + k: v for k, v in scores.items()})
+  if pairs is not None:
+    recall = retrieval.recall_at_k(*(p.reshape(len(p), -1) for p in pairs))
+    results.update({f"raw_pixels_two_view_recall@{k}": v for k, v in recall.items()})
   if cfg["export_features"]:
     exported.update(raw_pixels_train=train_x.reshape(len(train_x), -1),
                     raw_pixels_test=test_x.reshape(len(test_x), -1))
@@ -213,6 +222,9 @@ def protocol_text(cfg: dict[str, Any]) -> str:
     lines.insert(2, f"- Linear grid: the same probe for each lr in {cfg['linear_grid']} on 90% "
                  "of the train split, the lr with the best top-1 on the other 10% retrained on "
                  "all of it.")
+  lines.append(f"- Two-view retrieval: {cfg['retrieval_examples']} test images, two views with "
+               "the method's training augmentations; recall@k of each image's other view among "
+               "all of them by cosine similarity.")
   if cfg["sklearn"]:
     lines.append(f"- scikit-learn {cfg['sklearn']} on standardised features, C={cfg['sklearn_c']}.")
   return "\n".join(lines)
@@ -228,6 +240,19 @@ def _write_results(workdir: str, results: dict[str, Any], table: str, cfg: dict[
     f.write(f"# Evaluation of {workdir}\n\n{title}\n\n{rows}\n\nProtocol:\n"
             f"{protocol_text(cfg)}\n")
   print(table)
+
+
+def _two_view_pairs(method, config, test_x, cfg):
+  """Two augmented views of eval.retrieval_examples test images, for methods that train on
+  two (or more) views of the evaluation view's shape; None for the others."""
+  specs = method.views()
+  if not cfg["retrieval_examples"] or len(specs) < 2:
+    return None
+  source = sources.make_source(config.data, "test")
+  first, second = retrieval.two_views(source, specs, cfg["retrieval_examples"], config.seed)
+  if first.shape[1:] != test_x.shape[1:] or second.shape != first.shape:
+    return None
+  return first, second
 
 
 def evaluate_all(workdir: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -113,6 +113,9 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert results["raw_pixels_sklearn_logistic_top1"] > 0.8
   assert results["raw_pixels_linear_grid_lr"] in (1e-4, 1e-2)
   assert results["raw_pixels_linear_grid_top1"] > 0.8
+  for prefix in ("", "random_init_", "raw_pixels_"):  # SimCLR's two views of 1,000 digits.
+    assert 0.0 <= results[prefix + "two_view_recall@1"] <= results[prefix + "two_view_recall@10"]
+  assert results["raw_pixels_two_view_recall@10"] > 10 / 1000  # Far above chance.
   assert 0.0 <= results["sklearn_logistic_top1"] <= 1.0
 
 
