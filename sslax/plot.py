@@ -5,8 +5,9 @@ Writes PNGs into DIR/plots:
 - evals.png: every accuracy logged by the evaluations inside training (`<name>/...top1`) and,
   after `sslax.evaluate --all_steps`, the offline kNN and linear accuracy (eval_curve.json).
 - rank.png: RankMe against step, from a `collapse` evaluation inside training.
-- embedding_map.png: a 2-D t-SNE map of the latest checkpoint's test features (scikit-learn),
-  coloured by label, beside the initial weights' map: a picture of what pretraining changed.
+- embedding_map.png: a 2-D map (UMAP where umap-learn is installed, else t-SNE) of the latest
+  checkpoint's test features, coloured by label, beside the initial weights' map: a picture of
+  what pretraining changed.
 A picture whose data the run does not have is skipped, with a line saying why.
 """
 import json
@@ -97,16 +98,23 @@ def plot_rank(rows: list[dict[str, Any]], path: str) -> str | None:
   return _save(fig, path)
 
 
-def tsne_map(features: np.ndarray, seed: int = 0) -> np.ndarray:
-  """[n, D] -> [n, 2] t-SNE coordinates (PCA-initialised, perplexity below n / 3)."""
-  from sklearn.manifold import TSNE  # A second to import; only the map needs it.
-  perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
-  return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-      np.asarray(features, np.float64))
+def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+  """([n, 2] coordinates, method name): UMAP where umap-learn is installed, else t-SNE from
+  scikit-learn (PCA-initialised, perplexity below n / 3). Both are imported only here: they
+  take a second or more to import."""
+  features = np.asarray(features, np.float64)
+  try:
+    import umap
+  except ImportError:
+    from sklearn.manifold import TSNE
+    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        features), "t-SNE"
+  return umap.UMAP(n_components=2, random_state=seed).fit_transform(features), "UMAP"
 
 
 def plot_embedding_map(workdir: str, path: str, points: int) -> str | None:
-  """t-SNE maps of the test features of the latest checkpoint and of the initial weights."""
+  """2-D maps of the test features of the latest checkpoint and of the initial weights."""
   config = evaluate.load_run_config(workdir)
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
@@ -123,9 +131,9 @@ def plot_embedding_map(workdir: str, path: str, points: int) -> str | None:
                                       ("initial weights", initial)), strict=True):
     features = probe_data.extract_features(method, state["params"], state["model_state"], subset,
                                            cfg["batch_size"], mesh)
-    xy = tsne_map(features)
+    xy, how = map_2d(features)
     scatter = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=6)
-    ax.set_title(f"{name}: t-SNE of {n} test features")
+    ax.set_title(f"{name}: {how} of {n} test features")
     ax.set_xticks([])
     ax.set_yticks([])
   fig.colorbar(scatter, ax=axes, label="label")
