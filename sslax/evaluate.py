@@ -47,7 +47,7 @@ EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
                  "finetune_head_learning_rate": 1e-3,
                  # A regex over parameter paths: ".*" full, "block(10|11)/" partial, "^$" head.
                  "finetune_trainable": ".*", "finetune_label_smoothing": 0.0,
-                 "finetune_layer_decay": 1.0,
+                 "finetune_layer_decay": 1.0, "finetune_mixup_alpha": 0.0,
                  "pretext_batches": 200, "probe_data": None,
                  "fewshot_shots": [1, 5, 10, 25], "fewshot_l2": 1.0,
                  "collapse_min_rank_fraction": 0.05,
@@ -217,7 +217,8 @@ def protocol_text(cfg: dict[str, Any]) -> str:
                  f"{cfg['finetune_steps']} steps of 32, AdamW with warm-up and cosine decay, "
                  "inference-mode normalisation and no dropout; trainable parameters "
                  f"{cfg['finetune_trainable']!r}, label smoothing "
-                 f"{cfg['finetune_label_smoothing']}, layer decay {cfg['finetune_layer_decay']}.")
+                 f"{cfg['finetune_label_smoothing']}, layer decay {cfg['finetune_layer_decay']}, "
+                 f"mixup alpha {cfg['finetune_mixup_alpha']}.")
   if cfg["linear_grid"]:
     lines.insert(2, f"- Linear grid: the same probe for each lr in {cfg['linear_grid']} on 90% "
                  "of the train split, the lr with the best top-1 on the other 10% retrained on "
@@ -327,7 +328,7 @@ def _finetune(method, state, prefix, train_x, train_y, test_x, test_y, num_class
       steps=cfg["finetune_steps"], learning_rate=cfg["finetune_learning_rate"],
       head_learning_rate=cfg["finetune_head_learning_rate"], trainable=cfg["finetune_trainable"],
       label_smoothing=cfg["finetune_label_smoothing"], layer_decay=cfg["finetune_layer_decay"],
-      seed=seed)
+      mixup_alpha=cfg["finetune_mixup_alpha"], seed=seed)
   return {prefix + "finetune_top1": tuned["test_top1"], "finetune_protocol": tuned["protocol"]}
 
 

@@ -114,6 +114,14 @@ def test_finetuning_moves_the_encoder_where_a_frozen_probe_cannot():
   head_only = finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]},
                                 y[400:], 2, mesh, steps=200, learning_rate=1e-2,
                                 head_learning_rate=1e-2, trainable="^$", label_smoothing=0.1)
+  # Mixup on array inputs (images) trains on mixed pairs and still learns the rule.
+  mixed = finetune.finetune(lambda p, b: b @ p["w"], params, x[:400], y[:400], x[400:],
+                            y[400:], 2, mesh, steps=200, learning_rate=1e-2,
+                            head_learning_rate=1e-2, mixup_alpha=0.4)
+  assert mixed["test_top1"] > 0.9 and mixed["protocol"]["mixup_alpha"] == 0.4
+  with pytest.raises(ValueError, match="token inputs cannot be mixed"):
+    finetune.finetune(features, params, {"x": x[:400]}, y[:400], {"x": x[400:]}, y[400:], 2,
+                      mesh, steps=2, mixup_alpha=0.4)
   assert frozen["test_top1"] < 0.65 and head_only["test_top1"] < 0.65  # Encoder untouched.
   assert tuned["test_top1"] > 0.95
   assert tuned["protocol"]["steps"] == 200 and tuned["protocol"]["batch_size"] % 8 == 0
