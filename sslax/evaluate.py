@@ -21,8 +21,18 @@ from sslax import checkpoint, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
-from sslax.data import pipeline, sources, text_corpus
-from sslax.evals import collapse, export, fewshot, finetune, knn, linear, probe_data, retrieval
+from sslax.data import image_ops, pipeline, sources, text_corpus
+from sslax.evals import (
+  collapse,
+  export,
+  fewshot,
+  finetune,
+  knn,
+  linear,
+  pretext,
+  probe_data,
+  retrieval,
+)
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
 
@@ -34,7 +44,13 @@ _EVAL = flags.DEFINE_multi_string(
     "Python literals or plain strings): e.g. --eval=finetune_steps=0 "
     "--eval=probe_data.train=labels.tsv")
 
-EVAL_DEFAULTS = {"knn_k": 20, "knn_temperature": 0.07,
+EVALUATORS = ("knn", "linear", "fewshot", "collapse", "finetune", "retrieval", "pretext",
+              "linear_augmented")
+
+EVAL_DEFAULTS = {# Which evaluators run, by name (all but the slow augmented probe by default).
+                 "evaluators": ["knn", "linear", "fewshot", "collapse", "finetune", "retrieval",
+                                "pretext"],
+                 "knn_k": 20, "knn_temperature": 0.07,
                  # kNN accuracies reported beside the protocol's: the k and T other papers use.
                  "knn_sweep_ks": [10, 20, 100, 200], "knn_sweep_temperatures": [0.07, 0.1],
                  "linear_steps": 1000,
@@ -83,21 +99,25 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def protocol(train_x, train_y, test_x, test_y, num_classes: int,
-             cfg: dict[str, Any]) -> dict[str, float]:
-  """kNN, linear-probe and few-shot top-1 of one feature set, and its collapse monitors
-  (RankMe and normalised std of the test features)."""
-  # One pass over the test set serves the protocol's (k, T) and the whole sweep.
-  ks = sorted({cfg["knn_k"], *cfg["knn_sweep_ks"]})
-  temperatures = sorted({cfg["knn_temperature"], *cfg["knn_sweep_temperatures"]})
-  sweep = knn.knn_sweep(train_x, train_y, test_x, test_y, num_classes, ks, temperatures)
-  knn_top1 = sweep[(cfg["knn_k"], cfg["knn_temperature"])]
-  probe = linear.linear_probe(train_x, train_y, test_x, test_y, num_classes,
-                              steps=cfg["linear_steps"], learning_rate=cfg["linear_learning_rate"],
-                              weight_decay=cfg["linear_weight_decay"],
-                              optimizer=cfg["linear_optimizer"])
-  scores = {"knn_top1": float(knn_top1), "linear_top1": float(probe["test_top1"]),
-            "knn_sweep": {f"k={k},T={t:g}": v for (k, t), v in sweep.items()}}
-  if cfg["linear_grid"]:  # DINOv2's protocol: the learning rate chosen on a validation split.
+             cfg: dict[str, Any]) -> dict[str, Any]:
+  """The frozen-feature evaluators of eval.evaluators on one feature set: kNN (and its sweep),
+  linear probe (and its lr grid), few-shot, collapse monitors, scikit-learn classifiers."""
+  on = set(cfg["evaluators"])
+  scores: dict[str, Any] = {}
+  if "knn" in on:  # One pass over the test set serves the protocol's (k, T) and the sweep.
+    ks = sorted({cfg["knn_k"], *cfg["knn_sweep_ks"]})
+    temperatures = sorted({cfg["knn_temperature"], *cfg["knn_sweep_temperatures"]})
+    sweep = knn.knn_sweep(train_x, train_y, test_x, test_y, num_classes, ks, temperatures)
+    scores["knn_top1"] = float(sweep[(cfg["knn_k"], cfg["knn_temperature"])])
+    scores["knn_sweep"] = {f"k={k},T={t:g}": v for (k, t), v in sweep.items()}
+  if "linear" in on:
+    probe = linear.linear_probe(train_x, train_y, test_x, test_y, num_classes,
+                                steps=cfg["linear_steps"],
+                                learning_rate=cfg["linear_learning_rate"],
+                                weight_decay=cfg["linear_weight_decay"],
+                                optimizer=cfg["linear_optimizer"])
+    scores["linear_top1"] = float(probe["test_top1"])
+  if "linear" in on and cfg["linear_grid"]:  # DINOv2's protocol: lr chosen on validation.
     grid = linear.linear_probe_grid(train_x, train_y, test_x, test_y, num_classes,
                                     learning_rates=cfg["linear_grid"],
                                     steps=cfg["linear_steps"],
@@ -105,12 +125,15 @@ def protocol(train_x, train_y, test_x, test_y, num_classes: int,
                                     optimizer=cfg["linear_optimizer"])
     scores.update(linear_grid_top1=float(grid["test_top1"]),
                   linear_grid_lr=float(grid["learning_rate"]))
-  shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
-                               shots=cfg["fewshot_shots"], l2=cfg["fewshot_l2"])
-  scores.update({f"fewshot_{k}shot_top1": v for k, v in shots.items()})
-  report = collapse.collapse_report(test_x, cfg["collapse_min_rank_fraction"])
-  scores.update({"rankme": report["rankme"], "rank_fraction": report["rank_fraction"],
-                 "normalized_std": report["normalized_std"], "collapsed": report["collapsed"]})
+  if "fewshot" in on:
+    shots = fewshot.fewshot_top1(train_x, train_y, test_x, test_y, num_classes,
+                                 shots=cfg["fewshot_shots"], l2=cfg["fewshot_l2"])
+    scores.update({f"fewshot_{k}shot_top1": v for k, v in shots.items()})
+  if "collapse" in on:
+    report = collapse.collapse_report(test_x, cfg["collapse_min_rank_fraction"])
+    scores.update({"rankme": report["rankme"], "rank_fraction": report["rank_fraction"],
+                   "normalized_std": report["normalized_std"],
+                   "collapsed": report["collapsed"]})
   for kind in cfg["sklearn"]:
     scores[f"sklearn_{kind}_top1"] = export.sklearn_top1(train_x, train_y, test_x, test_y, kind,
                                                          c=cfg["sklearn_c"])
@@ -142,8 +165,11 @@ def evaluate(workdir: str, step: int | None = None,
   cfg = {**EVAL_DEFAULTS, **(config.eval.to_dict() if "eval" in config else {}),
          **(overrides or {})}
   for key in ("fewshot_shots", "knn_sweep_ks", "knn_sweep_temperatures", "sklearn",
-              "linear_grid"):
+              "linear_grid", "evaluators"):
     cfg[key] = list(cfg[key])  # JSON keeps lists, not tuples.
+  unknown = sorted(set(cfg["evaluators"]) - set(EVALUATORS))
+  if unknown:
+    raise config_lib.ConfigError(f"eval.evaluators: unknown {unknown}; choose from {EVALUATORS}")
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
@@ -158,7 +184,8 @@ def evaluate(workdir: str, step: int | None = None,
 
   results: dict[str, Any] = {"step": int(step), "train_examples": len(train_y),
                              "test_examples": len(test_y), "protocol": cfg,
-                             "head_levels": list(method.feature_levels[1:])}
+                             "head_levels": list(method.feature_levels[1:])
+                             if "knn" in cfg["evaluators"] else []}
   encoders = {"": trained, "random_init_": initial}
   exported = {"train_labels": train_y, "test_labels": test_y}
   pairs = _two_view_pairs(method, config, test_x, cfg)
@@ -172,11 +199,20 @@ def evaluate(workdir: str, step: int | None = None,
     results.update({prefix + k: v for k, v in scores.items()})
     results.update(_finetune(method, state, prefix, train_x, train_y, test_x, test_y,
                              num_classes, mesh, cfg, config.seed))
+    if "pretext" in cfg["evaluators"]:
+      scores = pretext.heldout_pretext_metrics(
+          pretext.loss_metrics(method, state["extra"], step, config.seed), state["params"],
+          state["model_state"], sources.make_source(config.data, "test"), method.views(),
+          config.batch_size, config.seed + 1, mesh, cfg["pretext_batches"])
+      results.update({f"{prefix}heldout_{k}": v for k, v in scores.items()})
+    if "linear_augmented" in cfg["evaluators"]:
+      results[prefix + "linear_augmented_top1"] = _augmented_linear_probe(
+          method, state, config, cfg, splits, mesh)
     if pairs is not None:
       recall = retrieval.recall_at_k(features(pairs[0]), features(pairs[1]))
       results.update({f"{prefix}two_view_recall@{k}": v for k, v in recall.items()})
     # Heads above the encoder (SimCLR's projector) get kNN too: where the pretext loss acts.
-    for level in method.feature_levels[1:]:
+    for level in method.feature_levels[1:] if "knn" in cfg["evaluators"] else ():
       results[f"{prefix}{level}_knn_top1"] = float(knn.knn_top1(
           features(train_x, level=level), train_y, features(test_x, level=level), test_y,
           num_classes, k=cfg["knn_k"], temperature=cfg["knn_temperature"]))
@@ -198,34 +234,40 @@ def evaluate(workdir: str, step: int | None = None,
 
 
 def protocol_text(cfg: dict[str, Any]) -> str:
-  """The evaluation protocol in words, so that no number is quoted without it."""
-  lines = [
-      f"- kNN: cosine similarity of L2-normalised features, the k={cfg['knn_k']} nearest "
-      f"training examples vote with weight exp(sim/{cfg['knn_temperature']}); the sweep adds "
-      f"k in {cfg['knn_sweep_ks']} x T in {cfg['knn_sweep_temperatures']}.",
-      f"- Linear probe: logistic regression on standardised frozen features, "
-      f"{cfg['linear_optimizer']}, "
-      f"{cfg['linear_steps']} full-batch steps, lr {cfg['linear_learning_rate']}, weight decay "
-      f"{cfg['linear_weight_decay']}.",
-      f"- Few-shot: ridge regression (l2 {cfg['fewshot_l2']}) on L2-normalised features from "
-      f"{cfg['fewshot_shots']} examples a class, mean of 5 seeded draws.",
-      f"- Collapse: RankMe of the test features; flagged below "
-      f"{cfg['collapse_min_rank_fraction']:.0%} of min(examples, dimensions)."]
-  if cfg["finetune_steps"]:
-    lines.insert(2, f"- Fine-tuning: encoder (lr {cfg['finetune_learning_rate']}) and linear "
-                 f"head (lr {cfg['finetune_head_learning_rate']}) on standardised features, "
-                 f"{cfg['finetune_steps']} steps of 32, AdamW with warm-up and cosine decay, "
-                 "inference-mode normalisation and no dropout; trainable parameters "
-                 f"{cfg['finetune_trainable']!r}, label smoothing "
-                 f"{cfg['finetune_label_smoothing']}, layer decay {cfg['finetune_layer_decay']}, "
-                 f"mixup alpha {cfg['finetune_mixup_alpha']}.")
-  if cfg["linear_grid"]:
-    lines.insert(2, f"- Linear grid: the same probe for each lr in {cfg['linear_grid']} on 90% "
-                 "of the train split, the lr with the best top-1 on the other 10% retrained on "
-                 "all of it.")
-  lines.append(f"- Two-view retrieval: {cfg['retrieval_examples']} test images, two views with "
-               "the method's training augmentations; recall@k of each image's other view among "
-               "all of them by cosine similarity.")
+  """The protocol of every evaluator that ran, in words, so no number is quoted without it."""
+  described = {
+      "knn": f"- kNN: cosine similarity of L2-normalised features, the k={cfg['knn_k']} nearest "
+             f"training examples vote with weight exp(sim/{cfg['knn_temperature']}); the sweep "
+             f"adds k in {cfg['knn_sweep_ks']} x T in {cfg['knn_sweep_temperatures']}.",
+      "linear": f"- Linear probe: logistic regression on standardised frozen features, "
+                f"{cfg['linear_optimizer']}, {cfg['linear_steps']} full-batch steps, lr "
+                f"{cfg['linear_learning_rate']}, weight decay {cfg['linear_weight_decay']}." + (
+                    f" Grid: the same probe for each lr in {cfg['linear_grid']} on 90% of the "
+                    "train split, the lr best on the other 10% retrained on all of it."
+                    if cfg["linear_grid"] else ""),
+      "finetune": f"- Fine-tuning: encoder (lr {cfg['finetune_learning_rate']}) and linear head "
+                  f"(lr {cfg['finetune_head_learning_rate']}) on standardised features, "
+                  f"{cfg['finetune_steps']} steps of 32, AdamW with warm-up and cosine decay, "
+                  "inference-mode normalisation and no dropout; trainable parameters "
+                  f"{cfg['finetune_trainable']!r}, label smoothing "
+                  f"{cfg['finetune_label_smoothing']}, layer decay "
+                  f"{cfg['finetune_layer_decay']}, mixup alpha {cfg['finetune_mixup_alpha']}.",
+      "linear_augmented": "- Linear probe with augmentation: a linear head on the frozen "
+                          "encoder's features of freshly augmented training views (the "
+                          f"method's first view), {cfg['finetune_steps'] or 300} steps of 32, "
+                          f"lr {cfg['finetune_head_learning_rate']}.",
+      "fewshot": f"- Few-shot: ridge regression (l2 {cfg['fewshot_l2']}) on L2-normalised "
+                 f"features from {cfg['fewshot_shots']} examples a class, mean of 5 seeded "
+                 "draws.",
+      "collapse": f"- Collapse: RankMe of the test features; flagged below "
+                  f"{cfg['collapse_min_rank_fraction']:.0%} of min(examples, dimensions).",
+      "pretext": "- Held-out pretext metrics: the method's own loss and its metrics on test "
+                 f"batches of {cfg['pretext_batches']} at most, its training views, a fixed key.",
+      "retrieval": f"- Two-view retrieval: {cfg['retrieval_examples']} test images, two views "
+                   "with the method's training augmentations; recall@k of each image's other "
+                   "view among all of them by cosine similarity.",
+  }
+  lines = [line for name, line in described.items() if name in cfg["evaluators"]]
   if cfg["sklearn"]:
     lines.append(f"- scikit-learn {cfg['sklearn']} on standardised features, C={cfg['sklearn_c']}.")
   return "\n".join(lines)
@@ -243,11 +285,35 @@ def _write_results(workdir: str, results: dict[str, Any], table: str, cfg: dict[
   print(table)
 
 
+def _augmented_linear_probe(method, state, config, cfg, splits, mesh) -> float:
+  """Test top-1 of a linear head trained on features of freshly augmented training views (the
+  method's first view), the encoder frozen: the linear protocol with train-time augmentation,
+  eval.finetune_steps steps of 32 at eval.finetune_head_learning_rate."""
+  spec = method.views()[0]
+  source = sources.make_source(config.data, "train")
+
+  def augment(index, rng):
+    return np.stack([image_ops.augment(image_ops.to_float(source[int(i)]["image"]), rng, spec)
+                     for i in index])
+
+  shape = augment([0], np.random.default_rng(0)).shape[1:]
+  if shape != splits.train_x.shape[1:]:
+    raise ValueError(f"linear_augmented: the training view is {shape}, the evaluation view "
+                     f"{splits.train_x.shape[1:]}; the probe needs one shape")
+  tuned = finetune.finetune(
+      lambda params, batch: method.features(params, state["model_state"], batch),
+      state["params"], splits.train_x, splits.train_y, splits.test_x, splits.test_y,
+      splits.num_classes, mesh, steps=cfg["finetune_steps"] or 300,
+      head_learning_rate=cfg["finetune_head_learning_rate"], trainable="^$", augment=augment,
+      seed=config.seed)
+  return tuned["test_top1"]
+
+
 def _two_view_pairs(method, config, test_x, cfg):
   """Two augmented views of eval.retrieval_examples test images, for methods that train on
   two (or more) views of the evaluation view's shape; None for the others."""
   specs = method.views()
-  if not cfg["retrieval_examples"] or len(specs) < 2:
+  if "retrieval" not in cfg["evaluators"] or not cfg["retrieval_examples"] or len(specs) < 2:
     return None
   source = sources.make_source(config.data, "test")
   first, second = retrieval.two_views(source, specs, cfg["retrieval_examples"], config.seed)
@@ -276,7 +342,7 @@ def evaluate_all(workdir: str, overrides: dict[str, Any] | None = None) -> list[
 
 
 def _warn_if_collapsed(results: dict[str, Any]) -> None:
-  if results["collapsed"]:
+  if results.get("collapsed"):
     logging.warning("The pretrained features look collapsed: RankMe %.1f is %.1f%% of the "
                     "largest possible rank (flagged below %.0f%%, eval.collapse_min_rank_"
                     "fraction).", results["rankme"], 100 * results["rank_fraction"],
@@ -298,10 +364,11 @@ def evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh) ->
       "probe": probe, "train_examples": len(train_y), "test_examples": len(test_y),
       "majority_top1": float(np.bincount(test_y).max() / len(test_y))}
   for prefix, state in (("", trained), ("random_init_", initial)):
-    pretext = text_eval.heldout_pretext_metrics(
-        method, state["params"], state["model_state"], records, views, config.batch_size,
+    pretext_scores = pretext.heldout_pretext_metrics(
+        method.pretext_metrics, state["params"], state["model_state"], records, views,
+        config.batch_size,
         config.seed + 1, mesh, cfg["pretext_batches"])
-    results.update({f"{prefix}heldout_{k}": v for k, v in pretext.items()})
+    results.update({f"{prefix}heldout_{k}": v for k, v in pretext_scores.items()})
     features = functools.partial(probe_data.extract_features, method, state["params"],
                                  state["model_state"], batch_size=cfg["batch_size"], mesh=mesh)
     scores = protocol(features(train_x), train_y, features(test_x), test_y, num_classes, cfg)
@@ -320,7 +387,7 @@ def _finetune(method, state, prefix, train_x, train_y, test_x, test_y, num_class
               seed) -> dict[str, Any]:
   """{prefix}finetune_top1 and the protocol, or nothing when eval.finetune_steps is 0. The
   model state (batch-norm statistics) stays as restored: the encoder runs in inference mode."""
-  if not cfg["finetune_steps"]:
+  if not cfg["finetune_steps"] or "finetune" not in cfg["evaluators"]:
     return {}
   tuned = finetune.finetune(
       lambda params, batch: method.features(params, state["model_state"], batch),
@@ -330,6 +397,12 @@ def _finetune(method, state, prefix, train_x, train_y, test_x, test_y, num_class
       label_smoothing=cfg["finetune_label_smoothing"], layer_decay=cfg["finetune_layer_decay"],
       mixup_alpha=cfg["finetune_mixup_alpha"], seed=seed)
   return {prefix + "finetune_top1": tuned["test_top1"], "finetune_protocol": tuned["protocol"]}
+
+
+def _cell(results: dict[str, Any], key: str, digits: int = 4) -> str:
+  """A table cell: the value at `key`, or blank where that evaluator did not run."""
+  value = results.get(key)
+  return "" if value is None else f"{value:.{digits}f}"
 
 
 def text_results_table(results: dict[str, Any]) -> str:
@@ -344,13 +417,11 @@ def text_results_table(results: dict[str, Any]) -> str:
            "|---" * (len(pretext) + 4) + "|"]
   for name, p in (("pretrained", ""), ("random init", "random_init_")):
     values = " | ".join(f"{results[f'{p}heldout_{k}']:.4f}" for k in pretext)
-    tuned = results.get(p + "finetune_top1")
-    lines.append(f"| {name} | {values} | {results[p + 'knn_top1']:.4f} | "
-                 f"{results[p + 'linear_top1']:.4f} | "
-                 f"{'' if tuned is None else f'{tuned:.4f}'} |")
+    lines.append(f"| {name} | {values} | {_cell(results, p + 'knn_top1')} | "
+                 f"{_cell(results, p + 'linear_top1')} | {_cell(results, p + 'finetune_top1')} |")
   blanks = " | " * len(pretext)
-  lines.append(f"| bag of tokens | {blanks}{results['bag_of_tokens_knn_top1']:.4f} | "
-               f"{results['bag_of_tokens_linear_top1']:.4f} | |")
+  lines.append(f"| bag of tokens | {blanks}{_cell(results, 'bag_of_tokens_knn_top1')} | "
+               f"{_cell(results, 'bag_of_tokens_linear_top1')} | |")
   return "\n".join(lines)
 
 
@@ -363,14 +434,14 @@ def results_table(results: dict[str, Any]) -> str:
            "| features | kNN top-1 | linear top-1 | fine-tune top-1 | few-shot top-1 (" +
            "/".join(str(k) for k in shots) + " a class) | RankMe |", "|---|---|---|---|---|---|"]
   for name, p in rows:
-    few = " / ".join(f"{results[f'{p}fewshot_{k}shot_top1']:.3f}" for k in shots)
-    tuned = results.get(p + "finetune_top1")
-    flag = " (collapsed)" if results[p + "collapsed"] else ""
-    lines.append(f"| {name} | {results[p + 'knn_top1']:.4f} | {results[p + 'linear_top1']:.4f} "
-                 f"| {'' if tuned is None else f'{tuned:.4f}'} | {few} | "
-                 f"{results[p + 'rankme']:.1f}{flag} |")
+    few = " / ".join(_cell(results, f"{p}fewshot_{k}shot_top1", 3) for k in shots)
+    flag = " (collapsed)" if results.get(p + "collapsed") else ""
+    lines.append(f"| {name} | {_cell(results, p + 'knn_top1')} | "
+                 f"{_cell(results, p + 'linear_top1')} | {_cell(results, p + 'finetune_top1')} | "
+                 f"{few if p + f'fewshot_{shots[0]}shot_top1' in results else ''} | "
+                 f"{_cell(results, p + 'rankme', 1)}{flag} |")
   for level in results["head_levels"]:
-    lines += [f"| {name} {level} (kNN only) | {results[f'{p}{level}_knn_top1']:.4f} | | | | |"
+    lines += [f"| {name} {level} (kNN only) | {_cell(results, f'{p}{level}_knn_top1')} | | | | |"
               for name, p in (("pretrained", ""), ("random-init", "random_init_"))]
   return "\n".join(lines)
 

@@ -105,6 +105,16 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   report = (workdir / "eval_results.md").read_text()
   assert f"| pretrained encoder | {results['knn_top1']:.4f} |" in report
   assert "k=20 nearest" in report and "scikit-learn ['logistic']" in report
+  # eval.evaluators picks evaluators by name; the others leave no numbers and no protocol line.
+  only = evaluate.evaluate(str(workdir), overrides={"evaluators": ["knn", "linear_augmented"]})
+  assert only["knn_top1"] == results["knn_top1"]
+  assert 0.0 <= only["linear_augmented_top1"] <= 1.0
+  assert not any(k.endswith(("linear_top1", "rankme", "finetune_top1", "recall@1"))
+                 for k in only)
+  report = (workdir / "eval_results.md").read_text()
+  assert "with augmentation" in report and "Few-shot" not in report
+  with pytest.raises(ValueError, match="unknown \\['knm'\\]"):
+    evaluate.evaluate(str(workdir), overrides={"evaluators": ["knm"]})
   # The exported features are the ones the probes saw: scikit-learn on them reproduces them.
   with np.load(results["exported_features"]) as f:
     assert len(f["pretrained_train"]) == 4000 and f["raw_pixels_test"].shape == (1000, 784)
@@ -113,6 +123,12 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
   assert results["raw_pixels_sklearn_logistic_top1"] > 0.8
   assert results["raw_pixels_linear_grid_lr"] in (1e-4, 1e-2)
   assert results["raw_pixels_linear_grid_top1"] > 0.8
+  # Held-out pretext metrics: SimCLR's own loss and contrastive top-1 on test digits, for the
+  # trained and the initial weights.
+  for prefix in ("", "random_init_"):
+    assert 0.0 <= results[prefix + "heldout_contrastive_top1"] <= 1.0
+    assert np.isfinite(results[prefix + "heldout_loss"]) and results[prefix + "heldout_loss"] > 0
+  assert results["heldout_loss"] != results["random_init_heldout_loss"]
   for prefix in ("", "random_init_", "raw_pixels_"):  # SimCLR's two views of 1,000 digits.
     assert 0.0 <= results[prefix + "two_view_recall@1"] <= results[prefix + "two_view_recall@10"]
   assert results["raw_pixels_two_view_recall@10"] > 10 / 1000  # Far above chance.

@@ -58,7 +58,8 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
              mesh, *, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-4,
              head_learning_rate: float = 1e-3, weight_decay: float = 0.01,
              trainable: str = ".*", label_smoothing: float = 0.0, layer_decay: float = 1.0,
-             mixup_alpha: float = 0.0, seed: int = 0) -> dict[str, Any]:
+             mixup_alpha: float = 0.0, augment: Callable[[np.ndarray, np.random.Generator], Any]
+             | None = None, seed: int = 0) -> dict[str, Any]:
   """Trains `params` and a linear head on (train_inputs, train_y); test top-1 and protocol.
 
   `train_inputs`/`test_inputs` are arrays or dicts of arrays with examples on axis 0. The head
@@ -71,6 +72,9 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
   (see `layer_scales`), as BEiT and MAE fine-tune ViTs. `mixup_alpha` > 0 trains on convex
   mixtures of pairs of examples and of their targets, the weight drawn from Beta(alpha, alpha)
   per batch (Zhang et al. 2018); inputs must then be arrays (images), not token dicts.
+  `augment(index, rng)`, if given, returns fresh training inputs for the examples `index`
+  (augmented views) in place of `train_inputs[index]`; with trainable="^$" this is a linear
+  probe trained with augmentation.
   """
   if mixup_alpha and isinstance(train_inputs, dict):
     raise ValueError("mixup mixes input arrays; token inputs cannot be mixed (set mixup to 0)")
@@ -129,7 +133,7 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
     if len(order) < batch_size:
       order = np.concatenate([order, rng.permutation(len(train_y))])
     index, order = order[:batch_size], order[batch_size:]
-    batch = _take(train_inputs, index)
+    batch = _take(train_inputs, index) if augment is None else augment(index, rng)
     targets = optax.smooth_labels(np.eye(num_classes, dtype=np.float32)[train_y[index]],
                                   label_smoothing)
     if mixup_alpha:
@@ -149,4 +153,5 @@ def finetune(features: Callable[[Any, Any], jax.Array], params: Any, train_input
                        "weight_decay": weight_decay, "optimizer": "adamw, warm-up + cosine",
                        "trainable": trainable, "label_smoothing": label_smoothing,
                        "layer_decay": layer_decay, "mixup_alpha": mixup_alpha,
+                       "augmented": augment is not None,
                        "seed": seed}}

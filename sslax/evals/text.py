@@ -11,35 +11,13 @@ A labelled set of one's own replaces that task: `eval.probe_data = {"train": "a.
 "test": "b.jsonl"}` (test optional), read by `read_labelled`.
 """
 import json
-import math
 import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import numpy as np
 
-from sslax import parallel
-from sslax.data import pipeline, tokenizer
-
-
-def heldout_pretext_metrics(method: Any, params: Any, model_state: Any, records: Sequence[Any],
-                            views: Any, batch_size: int, seed: int, mesh,
-                            max_batches: int = 200) -> dict[str, float]:
-  """`method.pretext_metrics` averaged over a fixed draw of held-out batches (about one example
-  per record, at most `max_batches`; batches of equal size, so the mean of batch means)."""
-  dataset = pipeline.train_dataset(records, views, batch_size, seed, process_index=0,
-                                   process_count=1)
-  fn = jax.jit(method.pretext_metrics, out_shardings=parallel.replicated(mesh))
-  totals: dict[str, float] = {}
-  num_batches = min(max(1, len(records) // batch_size), max_batches)
-  for i in range(num_batches):
-    row = jax.device_get(fn(params, model_state, parallel.to_global(dataset[i], mesh)))
-    for k, v in row.items():
-      totals[k] = totals.get(k, 0.0) + float(v) / num_batches
-  if "perplexity" in totals:  # exp of the mean loss, not the mean of the batches' exps.
-    totals["perplexity"] = math.exp(totals["lm_loss"])
-  return totals
+from sslax.data import tokenizer
 
 
 def article_probe(docs: Sequence[Sequence[np.ndarray]], min_tokens: int = 8,
