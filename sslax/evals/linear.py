@@ -1,9 +1,11 @@
 """Linear probe: multinomial logistic regression on frozen, standardised features.
 
+Standardising with the training set's per-dimension mean and std is MAE's batch norm without
+affine parameters in front of the head (He et al. 2022), with the statistics of the whole
+split instead of each batch's: the features are frozen, so the two differ only by batch noise.
 The whole optimisation (AdamW, SGD with momentum or LARS; full-batch or seeded minibatches) is
-one jitted
-`jax.lax.scan`, vmapped over learning rates so a learning-rate grid trains as one program.
-Results carry their protocol (steps, learning rate, weight decay, batch size) with them.
+one jitted `jax.lax.scan`, vmapped over learning rates so a learning-rate grid trains as one
+program. Results carry their protocol (steps, learning rate, weight decay, batch size) with them.
 """
 import functools
 from collections.abc import Sequence
