@@ -50,6 +50,17 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
+def workdir_from_flags(argv: list[str]) -> str:
+  """The checks every entry point starts with: no stray arguments, a --workdir; quiets the
+  libraries' logs. Exits with one line otherwise."""
+  if len(argv) > 1:
+    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
+  if not WORKDIR.value:
+    sys.exit("sslax: --workdir=DIR is required")
+  quiet_library_logs()
+  return WORKDIR.value
+
+
 def config_from_flags() -> ml_collections.ConfigDict:
   """The parsed --config, validated; exits with one line if the file could not be loaded."""
   if flags.FLAGS["config"].present == 0:

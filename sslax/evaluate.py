@@ -10,7 +10,6 @@ raw pixels, so every number comes with the two numbers it has to beat.
 import functools
 import json
 import os
-import sys
 from typing import Any
 
 import ml_collections
@@ -447,17 +446,13 @@ def results_table(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not config_lib.WORKDIR.value:
-    sys.exit("sslax: --workdir=DIR is required")
-  config_lib.quiet_library_logs()
+  workdir = config_lib.workdir_from_flags(argv)
   with config_lib.one_line_errors():
     overrides = parse_eval_overrides(_EVAL.value)
     if _ALL_STEPS.value:
-      evaluate_all(config_lib.WORKDIR.value, overrides)
+      evaluate_all(workdir, overrides)
     else:
-      evaluate(config_lib.WORKDIR.value, _STEP.value, overrides)
+      evaluate(workdir, _STEP.value, overrides)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ A picture whose data the run does not have is skipped, with a line saying why.
 """
 import json
 import os
-import sys
 from typing import Any
 
 import jax
@@ -68,34 +67,32 @@ def _series(rows: list[dict[str, Any]], keep) -> dict[str, tuple[list, list]]:
   return out
 
 
+def _line_plot(series: dict[str, tuple[list, list]], ylabel: str, title: str,
+               path: str) -> str | None:
+  """One line per named (steps, values) series; None when there is nothing to draw."""
+  if not series:
+    return None
+  fig, ax = _figure()
+  for name, (steps, values) in sorted(series.items()):
+    ax.plot(steps, values, marker="o", label=name)
+  ax.set_xlabel("step")
+  ax.set_ylabel(ylabel)
+  ax.legend()
+  ax.set_title(title)
+  return _save(fig, path)
+
+
 def plot_evals(rows: list[dict[str, Any]], curve: list[dict[str, Any]], path: str) -> str | None:
   series = _series(rows, lambda k: "/" in k and k.endswith("top1"))
   series.update({f"offline {k}": v for k, v in _series(
       curve, lambda k: k in ("knn_top1", "linear_top1", "finetune_top1")).items()})
-  if not series:
-    return None
-  fig, ax = _figure()
-  for name, (steps, values) in sorted(series.items()):
-    ax.plot(steps, values, marker="o", label=name)
-  ax.set_xlabel("step")
-  ax.set_ylabel("top-1 accuracy")
-  ax.legend()
-  ax.set_title("evaluation against step")
-  return _save(fig, path)
+  return _line_plot(series, "top-1 accuracy", "evaluation against step", path)
 
 
 def plot_rank(rows: list[dict[str, Any]], path: str) -> str | None:
-  series = _series(rows, lambda k: k.endswith("/rankme"))
-  if not series:
-    return None
-  fig, ax = _figure()
-  for name, (steps, values) in sorted(series.items()):
-    ax.plot(steps, values, marker="o", label=name)
-  ax.set_xlabel("step")
-  ax.set_ylabel("RankMe (effective rank of the test features)")
-  ax.legend()
-  ax.set_title("rank of the embedding")
-  return _save(fig, path)
+  return _line_plot(_series(rows, lambda k: k.endswith("/rankme")),
+                    "RankMe (effective rank of the test features)", "rank of the embedding",
+                    path)
 
 
 def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -161,13 +158,9 @@ def plot_run(workdir: str, map_points: int = 1000) -> dict[str, str | None]:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not config_lib.WORKDIR.value:
-    sys.exit("sslax: --workdir=DIR is required")
-  config_lib.quiet_library_logs()
+  workdir = config_lib.workdir_from_flags(argv)
   with config_lib.one_line_errors():
-    for name, path in plot_run(config_lib.WORKDIR.value, _MAP_POINTS.value).items():
+    for name, path in plot_run(workdir, _MAP_POINTS.value).items():
       print(f"{name}: {path}" if path else f"{name}: skipped (the run has no data for it)")
 
 

@@ -18,7 +18,6 @@ for the same values and resumes an interrupted one from its checkpoint.
 import itertools
 import json
 import os
-import sys
 from typing import Any
 
 import ml_collections
@@ -142,17 +141,13 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: dict[str, l
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not config_lib.WORKDIR.value:
-    sys.exit("sslax: --workdir=DIR is required")
+  workdir = config_lib.workdir_from_flags(argv)
   config = config_lib.config_from_flags()
-  config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
     grid, ranges = parse_grid(_GRID.value), parse_grid(_RANGE.value)
     if not grid and not ranges:
       raise config_lib.ConfigError("give at least one --grid=KEY=[v1,v2,...] or --range")
-    run_sweep(config, config_lib.WORKDIR.value, grid, _METRIC.value, _SEARCH.value, ranges,
+    run_sweep(config, workdir, grid, _METRIC.value, _SEARCH.value, ranges,
               _TRIALS.value)
 
 

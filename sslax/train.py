@@ -8,7 +8,6 @@ iterator where it was, so the losses continue exactly as if the run had not stop
 import json
 import os
 import signal
-import sys
 import time
 from typing import Any
 
@@ -154,14 +153,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    sys.exit(f"sslax: unexpected arguments {argv[1:]}")
-  if not config_lib.WORKDIR.value:
-    sys.exit("sslax: --workdir=DIR is required")
+  workdir = config_lib.workdir_from_flags(argv)
   config = config_lib.config_from_flags()
-  config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    train(config, config_lib.WORKDIR.value)
+    train(config, workdir)
 
 
 if __name__ == "__main__":
