@@ -132,8 +132,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if online_evals.due(step):
           evaluated = online_evals(state, step)
           writer.write(step, evaluated)
-          print(f"step {step:>7}  " + "  ".join(f"{k} {v:.4f}" for k, v in evaluated.items()),
-                flush=True)
+          if jax.process_index() == 0:
+            print(f"step {step:>7}  " + "  ".join(f"{k} {v:.4f}" for k, v in evaluated.items()),
+                  flush=True)
 
         stop = preemption.requested
         if stop or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
