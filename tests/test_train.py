@@ -171,12 +171,17 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_path):
-  config = config_lib.load_config(TINY, total_steps=4, log_every_steps=2,
+def _train_with_online_evals(workdir, log_every: int, rank_every: int) -> None:
+  """4 tiny SimCLR steps, checkpoints at 2 and 4, kNN every 2 steps, RankMe every rank_every."""
+  config = config_lib.load_config(TINY, total_steps=4, log_every_steps=log_every,
                                   checkpoint_every_steps=2, keep_checkpoints=2)
   config.evals = {"knn": {"type": "knn", "every_steps": 2},
-                  "rank": {"type": "collapse", "every_steps": 4}}
-  train.train(config, str(tmp_path))
+                  "rank": {"type": "collapse", "every_steps": rank_every}}
+  train.train(config, str(workdir))
+
+
+def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_path):
+  _train_with_online_evals(tmp_path, log_every=2, rank_every=4)
   rows = metrics.read_metrics(tmp_path)
   knn_rows = [r for r in rows if "knn/top1" in r]
   assert [r["step"] for r in knn_rows] == [2, 4]
@@ -203,11 +208,7 @@ def test_online_eval_specs_are_checked():
 
 @pytest.mark.slow
 def test_plot_writes_every_picture_as_a_png(tmp_path):
-  config = config_lib.load_config(TINY, total_steps=4, log_every_steps=1,
-                                  checkpoint_every_steps=2, keep_checkpoints=2)
-  config.evals = {"knn": {"type": "knn", "every_steps": 2},
-                  "rank": {"type": "collapse", "every_steps": 2}}
-  train.train(config, str(tmp_path))
+  _train_with_online_evals(tmp_path, log_every=1, rank_every=2)
   evaluate.evaluate_all(str(tmp_path), overrides={"finetune_steps": 0, "linear_steps": 5})
   paths = plot.plot_run(str(tmp_path), map_points=60)
   assert sorted(paths) == ["embedding_map", "evals", "rank", "training"]
