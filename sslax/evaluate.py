@@ -187,7 +187,8 @@ def evaluate(workdir: str, step: int | None = None,
                              if "knn" in cfg["evaluators"] else []}
   encoders = {"": trained, "random_init_": initial}
   exported = {"train_labels": train_y, "test_labels": test_y}
-  pairs = _two_view_pairs(method, config, test_x, cfg)
+  test_source = sources.make_source(config.data, "test")  # Raw records: augmented views.
+  pairs = _two_view_pairs(method, config, test_source, test_x, cfg)
   for prefix, state in encoders.items():
     features = functools.partial(probe_data.extract_features, method, state["params"],
                                  state["model_state"], batch_size=cfg["batch_size"], mesh=mesh)
@@ -201,7 +202,7 @@ def evaluate(workdir: str, step: int | None = None,
     if "pretext" in cfg["evaluators"]:
       scores = pretext.heldout_pretext_metrics(
           pretext.loss_metrics(method, state["extra"], step, config.seed), state["params"],
-          state["model_state"], sources.make_source(config.data, "test"), method.views(),
+          state["model_state"], test_source, method.views(),
           config.batch_size, config.seed + 1, mesh, cfg["pretext_batches"])
       results.update({f"{prefix}heldout_{k}": v for k, v in scores.items()})
     if "linear_augmented" in cfg["evaluators"]:
@@ -308,13 +309,12 @@ def _augmented_linear_probe(method, state, config, cfg, splits, mesh) -> float:
   return tuned["test_top1"]
 
 
-def _two_view_pairs(method, config, test_x, cfg):
+def _two_view_pairs(method, config, source, test_x, cfg):
   """Two augmented views of eval.retrieval_examples test images, for methods that train on
   two (or more) views of the evaluation view's shape; None for the others."""
   specs = method.views()
   if "retrieval" not in cfg["evaluators"] or not cfg["retrieval_examples"] or len(specs) < 2:
     return None
-  source = sources.make_source(config.data, "test")
   first, second = retrieval.two_views(source, specs, cfg["retrieval_examples"], config.seed)
   if first.shape[1:] != test_x.shape[1:] or second.shape != first.shape:
     return None
