@@ -62,6 +62,10 @@ class Method:
     metrics = self._losses(params, batch, train=True, rng=rng)
     return metrics["lm_loss"], (metrics, model_state, extra)
 
+  def loss_weight(self, batch):
+    """The labelled targets: the loss is their mean, so accumulation weights micro-batches by it."""
+    return jnp.sum(batch["targets"] != text_ops.IGNORE_ID)
+
   def pretext_metrics(self, params, model_state, batch):
     """Next-token loss, accuracy and perplexity without dropout (held-out evaluation)."""
     del model_state

@@ -12,6 +12,7 @@ reference implementation scales the alignment by `coeff` instead; with Adam the 
 the loss does not matter, so its coeff = c is our coding_rate_weight = 1/c. `config.simdino`:
 eps (0.05 in the reference README), coding_rate_weight, base_momentum (teacher EMA).
 """
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -23,6 +24,7 @@ class Method(SelfDistillation):
   """config.simdino; config.model.{encoder, head without out_dim}; config.data views."""
 
   features_only = True
+  batch_coupled = True  # The coding rate is a log-determinant of the whole batch's features.
 
   def __init__(self, config: ml_collections.ConfigDict):
     super().__init__(config)
@@ -30,7 +32,8 @@ class Method(SelfDistillation):
 
   def distill(self, student, target, extra, step):
     del extra, step
-    cos = jnp.einsum("tbd,sbd->ts", target, student) / student.shape[1]
+    cos = jnp.einsum("tbd,sbd->ts", target.astype(jnp.float32), student.astype(jnp.float32),
+                     precision=jax.lax.Precision.HIGHEST) / student.shape[1]
     different = 1.0 - jnp.eye(target.shape[0], student.shape[0])
     alignment = jnp.sum(cos * different) / jnp.sum(different)
     rate = jnp.mean(jnp.stack([losses.coding_rate(student[v], self.section.eps)
