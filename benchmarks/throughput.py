@@ -107,6 +107,8 @@ def main() -> None:
   parser.add_argument("--conv-weight-grad", default="xla", choices=("xla", "matmul"))
   parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+  parser.add_argument("--accum", type=int, default=1,
+                      help="gradient accumulation micro-batches per step (grad_accum_steps)")
   args = parser.parse_args()
 
   config = benchmark_config(args)
@@ -120,7 +122,7 @@ def main() -> None:
   _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
   state = state_lib.create_state(method, tx, sample, 0, shardings)
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
-  step = make_train_step(method, tx, schedule, mesh, shardings)
+  step = make_train_step(method, tx, schedule, mesh, shardings, args.accum)
   batch = parallel.to_global(host_batch, mesh)
 
   start = time.perf_counter()

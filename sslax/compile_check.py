@@ -1,7 +1,7 @@
 """Compile a run's train step ahead of time for a mesh of N devices and report its memory.
 
   python -m sslax.compile_check --config=configs/simclr_cifar10.py --devices=64 \
-      [--config.mesh.fsdp=8] [--config.batch_size=4096]
+      [--config.mesh.fsdp=8] [--config.batch_size=4096] [--accum=4]
 
 Nothing is trained and no data larger than one example is read: the train state and the global
 batch are abstract (shapes, dtypes, shardings), the step is lowered and compiled by XLA for the
@@ -29,11 +29,15 @@ from sslax.step import make_train_step
 
 _DEVICES = flags.DEFINE_integer("devices", None, "Simulated devices the step is compiled for; "
                                 "default: the devices this process has.")
+_ACCUM = flags.DEFINE_integer("accum", None, "Gradient accumulation micro-batches per step; "
+                              "default: config.grad_accum_steps, else 1.")
 
 
-def compile_report(config) -> dict[str, Any]:
+def compile_report(config, grad_accum_steps: int | None = None) -> dict[str, Any]:
   """Per-device memory (bytes) and FLOPs of the compiled train step on this process's devices
-  arranged as config.mesh."""
+  arranged as config.mesh, accumulating over `grad_accum_steps` (default: the config's, else 1)
+  micro-batches."""
+  accum = grad_accum_steps or config.get("grad_accum_steps", 1)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   parallel.check_batch_size(config.batch_size, mesh)
   method = get_method(config)
@@ -47,13 +51,14 @@ def compile_report(config) -> dict[str, Any]:
                                                       x.dtype,
                                                       sharding=parallel.batch_sharding(mesh)),
                        sample)
-  compiled = make_train_step(method, tx, schedule, mesh, shardings).lower(abstract,
-                                                                          batch).compile()
+  compiled = make_train_step(method, tx, schedule, mesh, shardings, accum).lower(
+      abstract, batch).compile()
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis() or {}
   cost = cost[0] if isinstance(cost, list) else cost
   params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
   return {"devices": mesh.size, "mesh": dict(mesh.shape), "global_batch": config.batch_size,
+          "grad_accum_steps": accum,
           "params": int(params),
           "argument_bytes": int(memory.argument_size_in_bytes),
           "output_bytes": int(memory.output_size_in_bytes),
@@ -74,10 +79,11 @@ def main(argv: list[str]) -> None:
   config = config_lib.config_from_flags()
   config_lib.quiet_library_logs()
   with config_lib.one_line_errors():
-    report = compile_report(config)
+    report = compile_report(config, _ACCUM.value)
   mib = 2 ** 20
   print(f"train step of {config.method} compiled for {report['devices']} devices, mesh "
-        f"{report['mesh']}, global batch {report['global_batch']}, "
+        f"{report['mesh']}, global batch {report['global_batch']} in "
+        f"{report['grad_accum_steps']} micro-batch(es), "
         f"{report['params']:,} parameters")
   for key in ("argument_bytes", "output_bytes", "alias_bytes", "temp_bytes",
               "peak_bytes_estimate"):

@@ -96,7 +96,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     iterator.set_state(data_state)
     print(f"resumed from step {start} of {workdir}", flush=True)
 
-  train_step = make_train_step(method, tx, schedule, mesh, shardings)
+  train_step = make_train_step(method, tx, schedule, mesh, shardings,
+                               grad_accum_steps=config.get("grad_accum_steps", 1))
   online_evals = online.OnlineEvals(method, config, workdir, mesh)
   writer = metrics_lib.MetricWriter(workdir, resume_step=start)
   progress = metrics_lib.Progress(config.total_steps)
