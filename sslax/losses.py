@@ -135,3 +135,21 @@ def token_cross_entropy(logits: jax.Array, labels: jax.Array,
   loss = jnp.sum(jnp.where(valid, nll, 0.0)) / count
   correct = (jnp.argmax(logits, axis=-1) == labels) & valid
   return loss, jnp.sum(correct) / count
+
+
+def clip_loss(image_emb: jax.Array, text_emb: jax.Array, logit_scale: jax.Array,
+              max_scale: float = 100.0) -> jax.Array:
+  """CLIP's symmetric cross-entropy over image-text pairs (Radford et al. 2021).
+
+  image_emb, text_emb: `[batch, dim]`; row i of each is a pair, every other row of the global
+  batch a negative. Both are L2-normalised; logits = exp(logit_scale) · image·textᵀ with the
+  scale clamped at `max_scale` (CLIP's 100; above the clamp its gradient is 0). The loss is the
+  mean of the image->text (rows) and text->image (columns) cross-entropies, in float32.
+  """
+  i = l2_normalize(image_emb.astype(jnp.float32))
+  t = l2_normalize(text_emb.astype(jnp.float32))
+  scale = jnp.exp(jnp.minimum(jnp.asarray(logit_scale, jnp.float32), jnp.log(max_scale)))
+  logits = scale * jnp.matmul(i, t.T, precision=jax.lax.Precision.HIGHEST)
+  image_to_text = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))
+  text_to_image = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=0)))
+  return 0.5 * (image_to_text + text_to_image)
