@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
-from sslax import checkpoint, optim, parallel
+from sslax import checkpoint, distributed, optim, parallel
 from sslax import config as config_lib
 from sslax import state as state_lib
 from sslax import train as train_lib
@@ -448,6 +448,7 @@ def results_table(results: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
   workdir = config_lib.workdir_from_flags(argv)
   with config_lib.one_line_errors():
+    distributed.initialize()
     overrides = parse_eval_overrides(_EVAL.value)
     if _ALL_STEPS.value:
       evaluate_all(workdir, overrides)
