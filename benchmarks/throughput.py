@@ -13,18 +13,29 @@ key=value` overrides any other field (a Python literal). Prints one JSON line: e
 compile_s (ahead-of-time compilation), params. Text methods (mlm, gpt) take their recipe from
 configs/bert_wiki.py and configs/gpt_wiki.py (the model from `--set model.text=...`), read random
 tokens of `--seq-len` and also report tokens_per_sec.
+
+FLOPs (sslax/flops.py): forward_flops_per_example is the analytic count of the matmuls and
+convolutions (padding taps included) of the method's loss; model_flops_per_example = 3 x that,
+the usual forward + backward convention, which `achieved_flops_per_sec` and `mfu` use;
+step_flops_per_example counts the traced train step itself (the backward as differentiated, so
+a teacher's forward counts once and the first layer has no input gradient);
+xla_flops_per_example is XLA's cost analysis of the compiled step (it also counts elementwise
+work and skips padding taps). The peak is `--peak` FLOP/s per device, else
+sslax/flops.py::PEAK_FLOPS for `jax.devices()[0].device_kind` and `--dtype`.
 """
 import argparse
 import json
 import os
 import sys
 import time
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
 from sslax import config as config_lib
+from sslax import flops as flops_lib
 from sslax import optim, parallel
 from sslax import state as state_lib
 from sslax.methods import get_method
@@ -88,6 +99,39 @@ def random_batch(method_name: str, config: ml_collections.ConfigDict, args: argp
           "next_sentence_label": rng.integers(0, 2, args.batch).astype(np.int32)}
 
 
+def flop_counts(method: Any, step: Any, compiled: Any, state: dict, batch: dict,
+                batch_size: int) -> dict:
+  """FLOPs per example of the train step: analytic (forward of the loss, 3 x forward, the traced
+  step) and XLA's cost analysis (of one device's program, hence x devices)."""
+  def loss(params):
+    return method.loss(params, state["model_state"], state["extra"], batch, jax.random.key(0),
+                       state["step"])[0]
+
+  forward = flops_lib.flops(loss, state["params"])
+  traced = flops_lib.jaxpr_flops(jax.make_jaxpr(step)(state, batch))
+  return {"forward_flops_per_example": forward / batch_size,
+          "model_flops_per_example": 3 * forward / batch_size,
+          "step_flops_per_example": traced / batch_size,
+          "xla_flops_per_example":
+              flops_lib.xla_flops(compiled) * jax.device_count() / batch_size}
+
+
+def utilisation(model_flops_per_example: float, examples_per_sec: float, dtype: str,
+                peak: float | None) -> dict:
+  """Achieved model FLOP/s and MFU against `peak` per device (else the PEAK_FLOPS entry of
+  this device kind; null when the kind is not in the table)."""
+  achieved = model_flops_per_example * examples_per_sec
+  kind = jax.devices()[0].device_kind
+  if peak is None:
+    try:
+      peak = flops_lib.peak_flops(kind, dtype)
+    except ValueError as e:
+      print(e, file=sys.stderr)
+  total = peak * jax.device_count() if peak else None
+  return {"achieved_flops_per_sec": achieved, "device_kind": kind,
+          "peak_flops_per_sec": total, "mfu": achieved / total if total else None}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--method", default="simclr",
@@ -109,6 +153,8 @@ def main() -> None:
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   parser.add_argument("--accum", type=int, default=1,
                       help="gradient accumulation micro-batches per step (grad_accum_steps)")
+  parser.add_argument("--peak", type=float, default=None,
+                      help="peak FLOP/s of one device for mfu (default: sslax/flops.py table)")
   args = parser.parse_args()
 
   config = benchmark_config(args)
@@ -129,6 +175,7 @@ def main() -> None:
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
   print(f"compiled in {compile_s:.1f}s; {params:,} parameters", file=sys.stderr, flush=True)
+  counts = flop_counts(method, step, compiled, state, batch, args.batch)
   state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
   print(f"first step {time.perf_counter() - start - compile_s:.1f}s", file=sys.stderr, flush=True)
@@ -151,7 +198,9 @@ def main() -> None:
       "method": args.method, **shape, "batch": args.batch, "dtype": args.dtype, "set": args.set,
       "devices": jax.device_count(), "platform": jax.devices()[0].platform,
       "examples_per_sec": args.batch / step_time, "step_time_ms": 1000 * step_time,
-      "compile_s": compile_s, "params": int(params)}))
+      "compile_s": compile_s, "params": int(params), **counts,
+      **utilisation(counts["model_flops_per_example"], args.batch / step_time, args.dtype,
+                    args.peak)}))
 
 
 if __name__ == "__main__":
