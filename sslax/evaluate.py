@@ -31,6 +31,7 @@ from sslax.evals import (
   pretext,
   probe_data,
   retrieval,
+  zeroshot,
 )
 from sslax.evals import text as text_eval
 from sslax.methods import get_method
@@ -44,7 +45,7 @@ _EVAL = flags.DEFINE_multi_string(
     "--eval=probe_data.train=labels.tsv")
 
 EVALUATORS = ("knn", "linear", "fewshot", "collapse", "finetune", "retrieval", "pretext",
-              "linear_augmented")
+              "linear_augmented", "zeroshot")
 
 EVAL_DEFAULTS = {# Which evaluators run, by name (all but the slow augmented probe by default).
                  "evaluators": ["knn", "linear", "fewshot", "collapse", "finetune", "retrieval",
@@ -172,6 +173,11 @@ def evaluate(workdir: str, step: int | None = None,
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
+  if hasattr(method, "pair_eval_data"):  # Image-text methods (CLIP): zero-shot and retrieval.
+    results = zeroshot.evaluate_pairs(method, config, cfg, workdir, step, trained, initial, mesh,
+                                      protocol)
+    _write_results(workdir, results, zeroshot.results_table(results), cfg)
+    return results
   if hasattr(method, "data"):
     results = evaluate_text(method, config, cfg, workdir, step, trained, initial, mesh)
     _write_results(workdir, results, text_results_table(results), cfg)
@@ -263,6 +269,11 @@ def protocol_text(cfg: dict[str, Any]) -> str:
                   f"{cfg['collapse_min_rank_fraction']:.0%} of min(examples, dimensions).",
       "pretext": "- Held-out pretext metrics: the method's own loss and its metrics on test "
                  f"batches of {cfg['pretext_batches']} at most, its training views, a fixed key.",
+      "zeroshot": "- Zero-shot (image-text methods): each class name in every prompt template, "
+                  "text embeddings normalised, averaged over templates, normalised; top-1 of "
+                  "the most cosine-similar class. Image<->text retrieval: recall@1/5/10 of "
+                  f"the partner among {cfg['retrieval_examples']} held-out pairs (one fixed "
+                  "caption each), cosine, ties against the query.",
       "retrieval": f"- Two-view retrieval: {cfg['retrieval_examples']} test images, two views "
                    "with the method's training augmentations; recall@k of each image's other "
                    "view among all of them by cosine similarity.",

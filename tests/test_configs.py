@@ -25,6 +25,10 @@ def synthetic_batch(method, config):
     return {"input_ids": ids, "attention_mask": np.ones_like(ids),
             "token_type_ids": np.zeros_like(ids)}
   channels = 1 if config.data.source == "mnist_embedded" else 3
+  if config.method == "clip":  # Image-text pairs: one view and a caption.
+    size, ids = config.data.augment["size"], np.full((2, config.data.seq_len), 5, np.int32)
+    return {"image": np.zeros((2, size, size, channels), np.float32), "input_ids": ids,
+            "attention_mask": np.ones_like(ids)}
   views = tuple(np.zeros((2, spec["size"], spec["size"], channels), np.float32)
                 for spec in method.views())
   return {"views": views}

@@ -32,6 +32,8 @@ class Splits:
 
 
 def labelled_splits(method: Any, config: Any, workdir: str, cfg: dict[str, Any]) -> Splits:
+  if hasattr(method, "pair_eval_data"):  # Image-text methods: their labelled images.
+    return method.pair_eval_data(workdir, cfg).splits
   if hasattr(method, "data"):
     return _text_splits(method, config, workdir, cfg)
   view = method.views()[0]
