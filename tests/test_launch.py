@@ -61,6 +61,18 @@ def test_tpu_pod_dry_run_prints_every_command():
     assert check.returncode == 0, check.stderr
 
 
+def test_tpu_pod_can_clone_a_repo_instead_of_copying():
+  result = _tpu_pod("--dry-run", *_flags(**REQUIRED), "--repo=https://example.org/sslax.git",
+                    "--ref=v1", "--project=p1", "--", *TRAIN_ARGS)
+  assert result.returncode == 0, result.stderr
+  lines = [shlex.split(line) for line in result.stdout.splitlines() if not line.startswith("#")]
+  assert [words[4] for words in lines] == ["describe", "create", "ssh", "ssh"]  # No scp.
+  assert all("--project=p1" in words for words in lines)
+  assert _remote(lines[2]).startswith(
+      "set -e; rm -rf ~/sslax; git clone -q https://example.org/sslax.git ~/sslax; "
+      "git -C ~/sslax checkout -q v1; ")
+
+
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
 def test_tpu_pod_fails_on_a_missing_flag(missing):
   given = {k: v for k, v in REQUIRED.items() if k != missing}
