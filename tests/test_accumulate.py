@@ -1,6 +1,7 @@
 """Gradient accumulation: micro-batches stay on their devices, per-sample losses weighted by their
 units and GradCache for contrastive losses give the full-batch gradient, k=1 is the plain step."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -22,22 +23,25 @@ def _mesh():
   return parallel.make_mesh({"data": -1})
 
 
-def _one_step(method, batch, grad_accum_steps, tx=SGD):
-  """(initial params, state after one step, metrics) on the 8 devices."""
+def _steps(method, batch, ks, tx=SGD):
+  """(initial params, [(state, metrics) after one step with k micro-batches for k in ks]) on the
+  8 devices, every step from the same initial state."""
   mesh = _mesh()
   sample = jax.tree.map(lambda x: x[:2], batch)
   _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
   state = state_lib.create_state(method, tx, sample, 0, shardings)
   params = jax.device_get(state["params"])
-  step = make_train_step(method, tx, lambda s: 1.0, mesh, shardings, grad_accum_steps)
-  state, metrics = step(state, parallel.to_global(batch, mesh))
-  return params, jax.device_get(state), jax.device_get(metrics)
+  results = []
+  for k in ks:
+    step = make_train_step(method, tx, lambda s: 1.0, mesh, shardings, k)
+    new_state, metrics = step(jax.tree.map(jnp.copy, state), parallel.to_global(batch, mesh))
+    results.append(jax.device_get((new_state, metrics)))
+  return params, results
 
 
 def _assert_same_step(method, batch, k):
   """One accumulated step moves parameters and extras as the full-batch step does."""
-  start, full, full_metrics = _one_step(method, batch, 1)
-  _, accumulated, metrics = _one_step(method, batch, k)
+  start, [(full, full_metrics), (accumulated, metrics)] = _steps(method, batch, (1, k))
   np.testing.assert_allclose(metrics["loss"], full_metrics["loss"], rtol=1e-6)
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), full["params"], start)
   assert max(jax.tree.leaves(moved)) > 1e-3  # The comparison below compares real gradients.
@@ -87,7 +91,7 @@ def test_bad_settings_fail_with_one_line_naming_the_keys():
   config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny")
   method = get_method(config)
   with pytest.raises(ValueError, match="batch_size=16 must be a multiple") as error:
-    _one_step(method, _views(16), 4)
+    _steps(method, _views(16), (4,))
   assert "\n" not in str(error.value)
 
 
@@ -131,6 +135,7 @@ def test_one_micro_batch_is_the_step_as_it_was():
   assert accumulated.as_text() != before.as_text()
 
 
+@pytest.mark.slow
 def test_token_loss_weighted_by_labelled_tokens_equals_the_full_batch():
   config = config_lib.load_config(f"{REPO}/configs/gpt_wiki.py:tiny")
   config.model.text = {**config.model.text, "dropout_rate": 0.0, "depth": 1}
@@ -147,6 +152,7 @@ def test_token_loss_weighted_by_labelled_tokens_equals_the_full_batch():
   _assert_same_step(method, {"input_ids": ids[:, :-1], "targets": targets}, k)
 
 
+@pytest.mark.slow
 def test_gradcache_simclr_equals_the_full_batch_step():
   config = config_lib.load_config(f"{REPO}/configs/simclr_mnist.py:tiny")
   config.model.encoder = TINY_VIT

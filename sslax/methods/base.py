@@ -20,12 +20,12 @@ class PretextMethod(Protocol):
   A method may also define `data(split, workdir) -> (records, views)` when its records are not
   `config.data`'s images (text: documents tokenised with a tokenizer kept in the workdir).
 
-  Gradient accumulation (config.grad_accum_steps, sslax/accumulate.py) reads three optional
+  Gradient accumulation (config.grad_accum_steps, sslax/accumulate.py) reads two optional
   members: `loss_weight(batch) -> scalar`, the number of units the loss is a mean over (default:
   the rows; GPT: its labelled tokens), which weights each micro-batch so the accumulated gradient
   is the full-batch one; `batch_coupled = True` for a loss that couples the whole batch
-  (contrastive negatives, a batch log-determinant), refused unless the method is also a
-  `GradCacheMethod`.
+  (contrastive negatives, a batch log-determinant), refused with k > 1 micro-batches unless
+  the method is also a `GradCacheMethod` (SimCLR, MoCo v3).
   """
 
   def views(self) -> list[Any]:
@@ -54,7 +54,12 @@ class GradCacheMethod(PretextMethod, Protocol):
   """A batch-coupled method whose loss is a function of per-example embeddings, so gradient
   accumulation can use GradCache (Gao et al. 2021): embed every micro-batch, the loss and its
   gradient with respect to all embeddings on the global batch, then each micro-batch's vjp.
-  `loss` must equal `embedding_loss` of the embeddings (and targets) of the whole batch."""
+  `loss` must equal `embedding_loss` of the embeddings (and targets) of the whole batch.
+
+  Optional: `embed_targets(extra, batch, rng, step) -> (targets, new extra)`, the gradient-free
+  `[batch, dim]` outputs of a teacher (MoCo's momentum keys), computed once per micro-batch in
+  the embedding pass and never re-run; without it the targets are {}.
+  """
 
   def embed(self, params: Any, model_state: Any, extra: Any, batch: Batch, rng: jax.Array,
             step: jax.Array) -> tuple[Any, Any]:
@@ -64,10 +69,6 @@ class GradCacheMethod(PretextMethod, Protocol):
   def embedding_loss(self, embeddings: Any, targets: Any,
                      step: jax.Array) -> tuple[jax.Array, Metrics]:
     """(scalar loss, metrics) from the embeddings and targets of the whole global batch."""
-
-  # Optional: def embed_targets(self, extra, batch, rng, step) -> (targets, new extra): the
-  # gradient-free `[batch, dim]` outputs of a teacher (MoCo's momentum keys), computed once per
-  # micro-batch; without it, targets are {}.
 
 
 def split_variables(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
