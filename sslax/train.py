@@ -5,6 +5,7 @@
 Running the same command on the same workdir resumes from the latest checkpoint, with the data
 iterator where it was, so the losses continue exactly as if the run had not stopped.
 """
+import functools
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import numpy as np
 from absl import app, logging
 from jax.experimental import multihost_utils
 
-from sslax import checkpoint, distributed, optim, parallel
+from sslax import checkpoint, distributed, optim, parallel, recovery
 from sslax import config as config_lib
 from sslax import metrics as metrics_lib
 from sslax import state as state_lib
@@ -61,16 +62,6 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_finite(step: int, metrics: dict[str, Any], last_saved: int | None) -> None:
-  loss = float(metrics["loss"])
-  if not np.isfinite(loss):
-    kept = f"step {last_saved}" if last_saved is not None else "none yet"
-    raise FloatingPointError(
-        f"loss is {loss} at step {step}; stopped without saving this state (last good "
-        f"checkpoint: {kept}). Lower optimizer.learning_rate, set optimizer.grad_clip_norm, "
-        "or check the input data.")
-
-
 def pretrain_data(method: Any, config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, Any]:
   """(records, views) to pretrain on. A method with its own `data(split, workdir)` (text: a
   tokenizer trained into the workdir, tokenised documents) provides both; image methods read
@@ -85,8 +76,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump(config_lib.to_dict(config), f, indent=2)
+    checkpoint.write_atomically(os.path.join(workdir, "config.json"),
+                                json.dumps(config_lib.to_dict(config), indent=2))
 
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   parallel.check_batch_size(config.batch_size, mesh)
@@ -101,15 +92,20 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       method, tx, sample, config.seed, mesh, config.get("sharding_rules", ()))
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                 max_to_keep=config.get("keep_checkpoints", 3))
+                                 max_to_keep=config.get("keep_checkpoints", 3),
+                                 remove_unfinished=True)
   iterator = pipeline.make_iterator(dataset, config.data.get("num_workers", 0))
+  stream = recovery.BatchStream(iterator)
+  initial_state = functools.partial(state_lib.create_state, method, tx, sample, config.seed,
+                                    shardings)
+  rollback = recovery.Rollback(config.get("nan_policy"), ckpt, abstract, initial_state, stream)
   start = ckpt.latest_step()
   if start is None:
     start = 0
-    state = state_lib.create_state(method, tx, sample, config.seed, shardings)
+    state = initial_state()
   else:
     state, data_state = ckpt.restore(start, abstract)
-    iterator.set_state(data_state)
+    stream.set_state(data_state, start)
     print(f"resumed from step {start} of {workdir}", flush=True)
 
   train_step = make_train_step(method, tx, schedule, mesh, shardings,
@@ -123,41 +119,53 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
   try:
     with _Preemption() as preemption:
-      for step in range(start + 1, config.total_steps + 1):
+      step = start
+      while step < config.total_steps:
+        step += 1
         t = time.perf_counter()
-        batch = parallel.to_global(next(iterator), mesh)
+        index, host_batch = stream.next()
+        batch = parallel.to_global(host_batch, mesh)
         data_wait += time.perf_counter() - t
         state, metrics = train_step(state, batch)
         interval_steps += 1
-        # Checking the previous step's loss waits only for work already queued before this one.
-        if previous is not None:
-          _check_finite(*previous, last_saved)
-        previous = (step, metrics)
+        try:  # Each check_finite raises NonFiniteStep, which config.nan_policy handles below.
+          # Checking the previous step's loss waits only for work already queued before this.
+          if previous is not None:
+            recovery.check_finite(*previous, last_saved)
+          previous = (step, index, metrics)
 
-        if step % config.log_every_steps == 0 or step == config.total_steps:
-          row = jax.device_get(metrics)
-          _check_finite(step, row, last_saved)
-          elapsed = time.perf_counter() - interval_start
-          row.update(examples_per_sec=config.batch_size * interval_steps / elapsed,
-                     steps_per_sec=interval_steps / elapsed,
-                     data_wait_fraction=data_wait / elapsed)
-          writer.write(step, row)
-          progress.show(step, float(row["loss"]), row["examples_per_sec"], row["steps_per_sec"])
-          logged = {"step": step, **row}
+          if step % config.log_every_steps == 0 or step == config.total_steps:
+            row = jax.device_get(metrics)
+            recovery.check_finite(step, index, row, last_saved)
+            elapsed = time.perf_counter() - interval_start
+            row.update(examples_per_sec=config.batch_size * interval_steps / elapsed,
+                       steps_per_sec=interval_steps / elapsed,
+                       data_wait_fraction=data_wait / elapsed)
+            writer.write(step, row)
+            progress.show(step, float(row["loss"]), row["examples_per_sec"],
+                          row["steps_per_sec"])
+            logged = {"step": step, **row}
+            interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
+
+          if online_evals.due(step):
+            evaluated = online_evals(state, step)
+            writer.write(step, evaluated)
+            if jax.process_index() == 0:
+              print(f"step {step:>7}  " + "  ".join(f"{k} {v:.4f}" for k, v in
+                                                    evaluated.items()), flush=True)
+
+          stop = preemption.stop(step)
+          if stop or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+            recovery.check_finite(step, index, metrics, last_saved)
+            ckpt.save(step, state, stream.get_state())
+            last_saved = step
+        except recovery.NonFiniteStep as nan:
+          state, step = rollback(nan)  # Re-raises it unless the policy allows a rollback.
+          last_saved, previous = step or None, None
+          if writer.active:  # The steps after `step` are trained again.
+            metrics_lib.truncate_after(writer.path, step)
           interval_start, data_wait, interval_steps = time.perf_counter(), 0.0, 0
-
-        if online_evals.due(step):
-          evaluated = online_evals(state, step)
-          writer.write(step, evaluated)
-          if jax.process_index() == 0:
-            print(f"step {step:>7}  " + "  ".join(f"{k} {v:.4f}" for k, v in evaluated.items()),
-                  flush=True)
-
-        stop = preemption.stop(step)
-        if stop or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
-          _check_finite(step, jax.device_get(metrics), last_saved)
-          ckpt.save(step, state, iterator.get_state())
-          last_saved = step
+          continue
         if stop:
           logging.warning("preempted: checkpoint of step %d saved; exiting.", step)
           break

@@ -1,45 +1,83 @@
-"""The train loop end to end: outputs, exact resume after SIGKILL and SIGTERM, NaN stop."""
+"""The train loop end to end: outputs, exact resume after SIGKILL and SIGTERM, the NaN policy."""
+import contextlib
+import inspect
+import io
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
 
+import grain
 import numpy as np
 import pytest
 
 from sslax import checkpoint, evaluate, metrics, plot, train
 from sslax import config as config_lib
+from sslax.data import pipeline
 from sslax.evals import knn
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 TINY = f"{REPO}/configs/simclr_mnist.py:tiny"
 OVERRIDES = {"total_steps": 8, "log_every_steps": 1, "checkpoint_every_steps": 3}
+NAN_BATCH = 4  # The batch (stream position) poisoned by poison_batch: step 5's.
+ROLLBACK = {"action": "rollback", "max_rollbacks": 3}
 
-# Runs sslax.train in a fresh process that sends itself `signum` when it fetches batch `at_batch`
-# (counted from 1 in this process), i.e. in the middle of a step. With `settle`, it first waits
-# for checkpoint writes in flight to finish; without, a write may be cut off half-way.
+
+def poison_batch(train_dataset, bad):
+  """pipeline.train_dataset whose batch at position `bad` has one NaN image in its first view:
+  a real offending batch, the same each time the stream is replayed."""
+  import numpy as np
+
+  def nan_image(index, batch):
+    if index != bad:
+      return batch
+    first = np.array(batch["views"][0])
+    first[0] = np.nan
+    return {**batch, "views": (first, *batch["views"][1:])}
+
+  return lambda *args, **kwargs: train_dataset(*args, **kwargs).map_with_index(nan_image)
+
+
+def without_batch(train_dataset, skipped):
+  """pipeline.train_dataset with the batch at position `skipped` left out: the stream a run that
+  skips it sees."""
+  def shifted(*args, **kwargs):
+    dataset = train_dataset(*args, **kwargs)
+    return grain.MapDataset.range(len(dataset) - 1).map(lambda i: dataset[i + (i >= skipped)])
+  return shifted
+
+
+# Runs sslax.train in a fresh process that sends itself `signum` at a chosen moment: `mode`
+# "batch" when it fetches batch `at` (counted from 1 in this process, replays included), i.e. in
+# the middle of a step, with the last checkpoint's write possibly still in flight; "save" right
+# after the save of step `at` started, while Orbax writes it in the background. `poison` and
+# `nan_policy` make it the run that rolls back past a NaN batch.
 CRASHING_RUN = textwrap.dedent("""
-    import os, sys
+    import json, os, sys
     from absl import flags
     from sslax import checkpoint, config as config_lib, parallel, train
+    from sslax.data import pipeline
     flags.FLAGS.mark_as_parsed()
-    workdir, at_batch, signum, settle = sys.argv[1], *map(int, sys.argv[2:5])
-    to_global, calls, checkpointers = parallel.to_global, [0], []
-    init = checkpoint.Checkpointer.__init__
-    def keep(self, *args, **kwargs):
-      init(self, *args, **kwargs)
-      checkpointers.append(self)
-    def crash_at(batch, mesh):
+    workdir, plan = sys.argv[1], json.loads(sys.argv[2])
+    to_global, save, calls = parallel.to_global, checkpoint.Checkpointer.save, [0]
+    def crash_at_batch(batch, mesh):
       calls[0] += 1
-      if calls[0] == at_batch:
-        if settle:
-          checkpointers[-1].wait()
-        os.kill(os.getpid(), signum)
+      if plan["mode"] == "batch" and calls[0] == plan["at"]:
+        os.kill(os.getpid(), plan["signum"])
       return to_global(batch, mesh)
-    checkpoint.Checkpointer.__init__ = keep
-    parallel.to_global = crash_at
+    def crash_after_save(self, step, *args):
+      save(self, step, *args)
+      if plan["mode"] == "save" and step == plan["at"]:
+        os.kill(os.getpid(), plan["signum"])
+    parallel.to_global, checkpoint.Checkpointer.save = crash_at_batch, crash_after_save
+    {poison_batch}
+    if plan["poison"] is not None:
+      pipeline.train_dataset = poison_batch(pipeline.train_dataset, plan["poison"])
     config = config_lib.load_config({tiny!r}, **{overrides!r})
+    if plan["nan_policy"]:
+      config.nan_policy = plan["nan_policy"]
     train.train(config, workdir)
 """)
 
@@ -48,16 +86,28 @@ def losses_by_step(workdir):
   return {row["step"]: row["loss"] for row in metrics.read_metrics(workdir)}
 
 
-def crash(workdir, at_batch, signum, settle=True):
-  script = CRASHING_RUN.format(tiny=TINY, overrides=OVERRIDES)
+def crash(workdir, mode, at, signum, poison=None, nan_policy=None):
+  script = CRASHING_RUN.format(tiny=TINY, overrides=OVERRIDES,
+                               poison_batch=inspect.getsource(poison_batch))
   env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": f"{REPO}/.pytest_cache/jax"}
-  args = [str(workdir), str(at_batch), str(signum), str(int(settle))]
-  return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
-                        text=True, timeout=300)
+  plan = {"mode": mode, "at": at, "signum": signum, "poison": poison, "nan_policy": nan_policy}
+  return subprocess.run([sys.executable, "-c", script, str(workdir), json.dumps(plan)],
+                        env=env, capture_output=True, text=True, timeout=300)
 
 
 def latest_step(workdir):
   return checkpoint.Checkpointer(str(workdir / "checkpoints")).latest_step()
+
+
+def unfinished_steps(workdir):
+  """Steps whose checkpoint write was cut off: Orbax's temporary directories."""
+  return sorted(int(name.split(".")[0]) for name in os.listdir(workdir / "checkpoints")
+                if ".orbax-checkpoint-tmp" in name)
+
+
+def data_state(workdir, step):
+  """The data state saved beside the train state in checkpoint `step` (Orbax's JSON item)."""
+  return json.loads((workdir / "checkpoints" / str(step) / "data" / "metadata").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +115,19 @@ def uninterrupted(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("uninterrupted")
   last = train.train(config_lib.load_config(TINY, **OVERRIDES), str(workdir))
   return workdir, last
+
+
+@pytest.fixture(scope="module")
+def rolled_back(tmp_path_factory):
+  """The run whose batch NAN_BATCH has a NaN image, with nan_policy rollback; its stdout."""
+  workdir = tmp_path_factory.mktemp("rolled_back")
+  config = config_lib.load_config(TINY, **OVERRIDES)
+  config.nan_policy = ROLLBACK
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(pipeline, "train_dataset", poison_batch(pipeline.train_dataset, NAN_BATCH))
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+      train.train(config, str(workdir))
+  return workdir, out.getvalue()
 
 
 def test_run_writes_every_output(uninterrupted):
@@ -136,41 +199,97 @@ def test_evaluate_writes_results_with_baselines(uninterrupted):
 
 
 @pytest.mark.slow
-def test_sigkill_twice_then_resume_gives_identical_losses(uninterrupted, tmp_path):
-  reference = losses_by_step(uninterrupted[0])
-  # Dies in step 4, while checkpoint 3 may still be being written: it counts only if complete.
-  killed = crash(tmp_path, at_batch=4, signum=9, settle=False)
-  assert killed.returncode == -9, killed.stderr[-2000:]
-  resumed_from = latest_step(tmp_path) or 0
-  assert resumed_from in (0, 3)
-  # Resumes, saves 6 and dies in step 7.
-  killed = crash(tmp_path, at_batch=7 - resumed_from, signum=9)
-  assert killed.returncode == -9, killed.stderr[-2000:]
-  assert latest_step(tmp_path) == 6
-  train.train(config_lib.load_config(TINY, **OVERRIDES), str(tmp_path))
-  assert losses_by_step(tmp_path) == reference
+def test_random_sigkills_then_resume_give_identical_losses(rolled_back, tmp_path):
+  """Seeded SIGKILLs in the middle of steps and of checkpoint writes, of the run that rolls back
+  past a NaN batch; every restart resumes from the last complete checkpoint, replays (and rolls
+  back) exactly, and the losses of every step end up equal to the uninterrupted run's."""
+  rng = random.Random(0)
+  rolled_back_after_a_kill = False
+  for mode in ("batch", "save", "batch"):
+    resumed = latest_step(tmp_path)
+    done = resumed or 0
+    at = (rng.randint(1, OVERRIDES["total_steps"] - done) if mode == "batch"
+          else rng.choice([s for s in (3, 6, 8) if s > done]))
+    killed = crash(tmp_path, mode, at, signum=9, poison=NAN_BATCH, nan_policy=ROLLBACK)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    if resumed is not None:
+      assert f"resumed from step {resumed} of" in killed.stdout
+    rolled_back_after_a_kill |= resumed is not None and "rollback 1 of 3" in killed.stdout
+    unfinished, latest = unfinished_steps(tmp_path), latest_step(tmp_path)
+    if mode == "save":  # Killed while Orbax wrote checkpoint `at`: it must not count.
+      assert unfinished == [at] and (latest or 0) < at
+    assert latest not in unfinished and (latest or 0) >= done
+  assert rolled_back_after_a_kill  # A restart replayed the NaN batch and skipped it again.
+  config = config_lib.load_config(TINY, **OVERRIDES)
+  config.nan_policy = ROLLBACK
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(pipeline, "train_dataset", poison_batch(pipeline.train_dataset, NAN_BATCH))
+    train.train(config, str(tmp_path))
+  assert losses_by_step(tmp_path) == losses_by_step(rolled_back[0])
+  assert data_state(tmp_path, 8) == data_state(rolled_back[0], 8)
+  assert unfinished_steps(tmp_path) == []  # The restarts removed the cut-off writes.
 
 
 @pytest.mark.slow
 def test_sigterm_saves_exits_cleanly_and_resumes_exactly(uninterrupted, tmp_path):
   reference = losses_by_step(uninterrupted[0])
-  stopped = crash(tmp_path, at_batch=5, signum=15)
+  stopped = crash(tmp_path, "batch", 5, signum=15)
   assert stopped.returncode == 0, stopped.stderr[-2000:]
   assert latest_step(tmp_path) == 5
   train.train(config_lib.load_config(TINY, **OVERRIDES), str(tmp_path))
   assert losses_by_step(tmp_path) == reference
 
 
-def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, capsys):
   config = config_lib.load_config(TINY, **OVERRIDES)
   config.optimizer.learning_rate = float("inf")
   with pytest.raises(FloatingPointError, match=r"loss is nan at step \d+; stopped"):
     train.train(config, str(tmp_path))
   steps = checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps()
   assert all(s < 3 for s in steps)
+  # An infinite learning rate turns the parameters into inf/NaN in step 1: step 2's loss is NaN.
+  assert "non-finite loss nan at step 2 (batch 1); nan_policy stop" in capsys.readouterr().out
 
 
 @pytest.mark.slow
+def test_nan_rollback_skips_the_offending_batch(rolled_back, uninterrupted, tmp_path):
+  """Step 5's batch has a NaN image: the run restores checkpoint 3, replays step 4, skips the
+  batch, and is then exactly the run whose stream never had that batch."""
+  workdir, out = rolled_back
+  # The loss stays finite (normalised NaN features are zeros); the gradient norm is NaN.
+  assert f"non-finite grad_norm nan at step 5 (batch {NAN_BATCH})" in out
+  assert f"rollback 1 of 3: restored the checkpoint 3; replaying up to batch {NAN_BATCH}" in out
+  losses = losses_by_step(workdir)
+  assert [r["step"] for r in metrics.read_metrics(workdir)] == list(range(1, 9))  # Once each.
+  reference = losses_by_step(uninterrupted[0])
+  assert {s: losses[s] for s in range(1, 5)} == {s: reference[s] for s in range(1, 5)}
+  assert losses[5] != reference[5]
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(pipeline, "train_dataset", without_batch(pipeline.train_dataset, NAN_BATCH))
+    train.train(config_lib.load_config(TINY, **OVERRIDES), str(tmp_path))
+  assert losses == losses_by_step(tmp_path)
+  # The skip is part of the data state, so a resume from step 6 or 8 draws the same batches.
+  saved = data_state(workdir, 8)
+  assert (saved["position"], saved["skipped_batches"]) == (9, [NAN_BATCH])
+
+
+def test_nan_rollbacks_without_a_checkpoint_restart_from_the_initial_state(tmp_path, capsys):
+  """With nothing saved yet, a rollback goes back to the initial state; after max_rollbacks
+  skips, the next non-finite loss stops the run with the usual message. The loss is checked one
+  step late here (log_every_steps=4), as the loop does between log steps."""
+  config = config_lib.load_config(TINY, **{**OVERRIDES, "log_every_steps": 4})
+  config.optimizer.learning_rate = float("inf")
+  config.nan_policy = {"action": "rollback", "max_rollbacks": 2}
+  with pytest.raises(FloatingPointError, match=r"loss is nan at step 2; stopped without saving "
+                                               r"this state \(last good checkpoint: none yet\)"):
+    train.train(config, str(tmp_path))
+  out = capsys.readouterr().out
+  for batch, used in ((1, 0), (2, 1), (3, 2)):  # Step 2 takes the next batch each time.
+    assert f"non-finite loss nan at step 2 (batch {batch}); nan_policy rollback, {used} of 2" in out
+  assert out.count("restored the initial state") == 2
+  assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == []
+
+
 def _train_with_online_evals(workdir, log_every: int, rank_every: int) -> None:
   """4 tiny SimCLR steps, checkpoints at 2 and 4, kNN every 2 steps, RankMe every rank_every."""
   config = config_lib.load_config(TINY, total_steps=4, log_every_steps=log_every,
@@ -180,6 +299,7 @@ def _train_with_online_evals(workdir, log_every: int, rank_every: int) -> None:
   train.train(config, str(workdir))
 
 
+@pytest.mark.slow
 def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_path):
   _train_with_online_evals(tmp_path, log_every=2, rank_every=4)
   rows = metrics.read_metrics(tmp_path)
