@@ -175,6 +175,17 @@ def _inspect(path: pathlib.Path, seen: set[bytes], min_size: int) -> str:
   return "too_small" if min(size) < min_size else "kept"
 
 
+def _why_none_usable(report: dict[str, int], min_size: int) -> str:
+  """What is wrong with a folder that kept no image, and what to change."""
+  if not report["found"]:
+    return "it holds no .png/.jpg/.jpeg files; add some or point data.path at a folder that does"
+  if report["corrupt"] == report["found"]:
+    return (f"all {report['found']} image files are corrupt; replace them or point data.path "
+            "at another folder")
+  return (f"each image is corrupt, a duplicate or under {min_size} px on a side; add images, "
+          "lower data.min_size or point data.path elsewhere")
+
+
 def _decode(path: str, channels: int) -> np.ndarray:
   """Decodes an image file to uint8 [H, W, channels], applying its EXIF orientation."""
   with Image.open(path) as image:
@@ -198,7 +209,7 @@ class ImageFolderSource:
     self.root = pathlib.Path(root)
     if not self.root.is_dir():
       raise FileNotFoundError(f"Image folder {self.root} does not exist: point the data path "
-                              "(cfg.path) at a folder of PNG/JPEG images.")
+                              "(data.path) at a folder of PNG/JPEG images.")
     self.channels = channels
     self.classes, candidates = _list_images(self.root)
     self.report = {"found": len(candidates), "kept": 0, "corrupt": 0, "duplicate": 0,
@@ -214,8 +225,8 @@ class ImageFolderSource:
     logging.info("Image folder %s: %s", self.root,
                  ", ".join(f"{k}={v}" for k, v in self.report.items()))
     if not self.paths:
-      raise ValueError(f"No usable images in {self.root} ({self.report}): add .png/.jpg/.jpeg "
-                       f"files at least {min_size} px on a side, or point cfg.path elsewhere.")
+      raise ValueError(f"No usable images in {self.root} ({self.report}): "
+                       f"{_why_none_usable(self.report, min_size)}.")
 
   def __len__(self) -> int:
     return len(self.paths)
@@ -241,19 +252,22 @@ def open_tfds(name: str, split: str, data_dir: str | None, feature_key: str):
   `feature_key` must be one of its features (the images, or the text)."""
   import tensorflow_datasets as tfds  # Imported here: it takes about a second.
 
+  build = f"`tfds build {name} --file_format=array_record --data_dir=DIR`"
+  if data_dir and "://" not in data_dir and not os.path.isdir(data_dir):
+    raise FileNotFoundError(f"TFDS data_dir {data_dir} does not exist: set data.data_dir to the "
+                            f"DIR of {build}.")
   where = f"data_dir={data_dir}" if data_dir else "the default TFDS data_dir"
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except ValueError as e:  # DatasetNotFoundError and bad config names.
-    raise ValueError(f"TFDS dataset {name!r} not found in {where} "
-                     f"({str(e).splitlines()[0]}): fix the name or pass the data_dir where it "
-                     "was prepared.") from None
+  except (ValueError, AssertionError) as e:  # Unknown names, configs (ValueError), versions.
+    raise ValueError(f"TFDS dataset {name!r} not found in {where} ({_first_line(e)}): fix "
+                     "data.name or set data.data_dir to where it was prepared.") from None
   if not builder.is_prepared():
-    raise ValueError(f"TFDS dataset {name!r} is not prepared in {where}: run `tfds build {name} "
-                     "--file_format=array_record --data_dir=DIR` and pass that data_dir.")
+    raise ValueError(f"TFDS dataset {name!r} is not prepared in {where}: run {build} and set "
+                     "data.data_dir to that DIR.")
   if feature_key not in builder.info.features:
-    raise ValueError(f"TFDS dataset {name!r} has no feature {feature_key!r}: use one of "
-                     f"{sorted(builder.info.features)}.")
+    raise ValueError(f"TFDS dataset {name!r} has no feature {feature_key!r}: set the key "
+                     f"(data.image_key / data.text_key) to one of {sorted(builder.info.features)}.")
   try:
     return builder.as_data_source(split=split)
   except NotImplementedError:  # Prepared as tfrecord, which has no random access.
@@ -261,7 +275,14 @@ def open_tfds(name: str, split: str, data_dir: str | None, feature_key: str):
                      f"{builder.info.file_format.value}: rebuild it with `tfds build {name} "
                      "--file_format=array_record`.") from None
   except ValueError as e:  # Unknown split.
-    raise ValueError(f"TFDS dataset {name!r}: {str(e).splitlines()[0]}") from None
+    raise ValueError(f"TFDS dataset {name!r}: {_first_line(e)} Set data.splits, e.g. "
+                     "{'pretrain': 'train'} (text datasets: data.split).") from None
+
+
+def _first_line(error: BaseException) -> str:
+  """An exception's first non-empty line (library messages can span many)."""
+  return next((line.strip() for line in str(error).splitlines() if line.strip()),
+              type(error).__name__)
 
 
 class TfdsSource:
