@@ -29,6 +29,19 @@ def _rotate_fancy_indexing(image: np.ndarray, degrees: float) -> np.ndarray:
   return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
+def _convolve_axis_uncached(image: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
+  """_convolve_axis() as it was before the reflect-padding indices were cached."""
+  n, r = image.shape[axis], len(kernel) // 2
+  idx = np.abs(np.arange(-r, n + r))
+  padded = image.take(np.where(idx < n, idx, 2 * (n - 1) - idx), axis=axis)
+  window = [slice(None)] * image.ndim
+  out = np.zeros_like(image)
+  for i, weight in enumerate(kernel):
+    window[axis] = slice(i, i + n)
+    out += weight * padded[tuple(window)]
+  return out
+
+
 @pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1), (17, 23, 3)])
 def test_rotate_is_bit_identical_to_the_reference(shape):
   rng = np.random.default_rng(0)
@@ -37,3 +50,12 @@ def test_rotate_is_bit_identical_to_the_reference(shape):
     out = ops.rotate(image, degrees)
     assert out.flags.c_contiguous and out.dtype == np.float32
     np.testing.assert_array_equal(out, _rotate_fancy_indexing(image, degrees))
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_blur_is_bit_identical_to_the_reference(size):
+  image = np.random.default_rng(1).random((19, 32, 3), dtype=np.float32)
+  kernel = ops.gaussian_kernel(0.8, size)
+  for axis in (0, 1):
+    np.testing.assert_array_equal(ops._convolve_axis(image, kernel, axis),
+                                  _convolve_axis_uncached(image, kernel, axis))

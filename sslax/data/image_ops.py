@@ -262,11 +262,19 @@ def gaussian_kernel(sigma: float, size: int) -> np.ndarray:
   return k / k.sum()
 
 
+@functools.lru_cache(maxsize=256)
+def _reflect_index(n: int, r: int) -> np.ndarray:
+  """Indices [n + 2r] of a length-n axis reflect-padded by r (edge not repeated), read-only."""
+  idx = np.abs(np.arange(-r, n + r))
+  idx = np.where(idx < n, idx, 2 * (n - 1) - idx)
+  idx.flags.writeable = False
+  return idx
+
+
 def _convolve_axis(image: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
   """Correlate along `axis` (0 or 1) with an odd kernel and reflect padding, keeping the shape."""
   n, r = image.shape[axis], len(kernel) // 2
-  idx = np.abs(np.arange(-r, n + r))
-  padded = image.take(np.where(idx < n, idx, 2 * (n - 1) - idx), axis=axis)
+  padded = image.take(_reflect_index(n, r), axis=axis)
   window = [slice(None)] * image.ndim
   out = np.zeros_like(image)
   for i, weight in enumerate(kernel):
