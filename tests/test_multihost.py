@@ -122,27 +122,35 @@ def _kill_launch(log_dir, launcher):
 
 @pytest.mark.slow
 def test_two_hosts_match_one_agree_on_preemption_and_resume_on_one(tmp_path):
-  workdir, log_dir = tmp_path / "run", tmp_path / "logs"
+  workdir, log_dir, out = tmp_path / "run", tmp_path / "logs", tmp_path / "process_0.log"
   overrides = [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
-  env = {**os.environ, "TIMEOUT": "150", "LOG_DIR": str(log_dir)}
-  launcher = subprocess.Popen(
-      [f"{REPO}/launch/local_multiprocess.sh", "2", f"--config={TINY}", f"--workdir={workdir}",
-       *overrides], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  env = {**os.environ, "TIMEOUT": "240", "LOG_DIR": str(log_dir)}
+  with open(out, "w") as stdout:
+    launcher = subprocess.Popen(
+        [f"{REPO}/launch/local_multiprocess.sh", "2", f"--config={TINY}", f"--workdir={workdir}",
+         *overrides], env=env, stdout=stdout, stderr=subprocess.STDOUT)
   try:
     # SIGTERM to process 1 only, once training runs: process 0 must stop at the same step.
-    assert _wait_for_step(workdir, 2, launcher, time.monotonic() + 150), launcher.poll()
+    # JAX's notifier polls for SIGTERM once a second, longer than the 30 tiny steps may take,
+    # so process 0 (and with it process 1, at its next collective) is paused meanwhile.
+    assert _wait_for_step(workdir, 2, launcher, time.monotonic() + 180), launcher.poll()
+    paused = int((log_dir / "process_0.pid").read_text())
+    os.killpg(paused, signal.SIGSTOP)
     os.kill(int((log_dir / "process_1.pid").read_text()), signal.SIGTERM)
-    output, _ = launcher.communicate(timeout=120)
+    time.sleep(3)
+    os.killpg(paused, signal.SIGCONT)
+    launcher.wait(timeout=240)
   finally:
     if launcher.poll() is None:
       _kill_launch(log_dir, launcher)
+  output = out.read_text()
   logs = [output, (log_dir / "process_1.log").read_text()]
   assert launcher.returncode == 0, output[-3000:] + logs[1][-3000:]
   assert "process 1 of 2 joined, 4 local of 8 devices" in logs[1]
   saved = [re.findall(r"preempted: checkpoint of step (\d+) saved", log) for log in logs]
   assert saved[0] == saved[1] and len(saved[0]) == 1, saved
   stopped = int(saved[0][0])
-  assert 2 < stopped < OVERRIDES["total_steps"]
+  assert 2 <= stopped < OVERRIDES["total_steps"]
   assert checkpoint.Checkpointer(str(workdir / "checkpoints")).all_steps() == [stopped]
   two_hosts = [row["loss"] for row in metrics.read_metrics(workdir)]
   assert len(two_hosts) == stopped
