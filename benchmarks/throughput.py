@@ -70,6 +70,9 @@ def benchmark_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
              "conv_weight_grad": args.conv_weight_grad}
   if args.backbone.startswith("vit"):
     encoder["patch_size"] = args.patch_size
+  # `--set model.encoder.KEY=...` refines the --backbone (it used to be overwritten by it).
+  encoder.update({key[len("model.encoder."):]: value for key, value in overrides.items()
+                  if key.startswith("model.encoder.")})
   c.model.encoder = encoder
   c.data.augment.size = args.image_size
   if args.local_size:
