@@ -15,6 +15,23 @@ with beta2 0.98 and eps 1e-6, warm-up then cosine, random crops as the only augm
 down: SimCLR's small CNN (16-32-64-128) as the image tower, a 2-layer 64-wide causal text
 Transformer pooled at [SEP], 64-d embeddings, batch 128, 16-token captions.
 
+Measured 2026-12-01 on the 2-core CPU machine while up to 7 other jobs shared it (load average
+about 17): 800 steps of 128 (26 epochs) took 22 min of wall time for training and 6 min for the
+evaluation, 5.1 min of CPU time in all (user + system); the quiet machine's wall time is not
+measured yet: time the two commands above. Held-out (1,000 test digits), pretrained / random init:
+  zero-shot top-1 (3 prompts averaged)        0.980 / 0.088
+  image->text recall@1/5/10                   0.000 / 0.006 / 0.046  (0.000 / 0.000 / 0.006)
+  text->image recall@1/5/10                   0.013 / 0.053 / 0.103  (0.001 / 0.006 / 0.011)
+  same-class image->text recall@1             0.980 / 0.068
+  image encoder kNN / linear                  0.969 / 0.980  (0.763 / 0.760; raw pixels
+                                              0.948 / 0.859)
+  held-out loss (batches of 128)              2.72 / 5.28
+Instance-level retrieval is near zero by construction: the 1,000 held-out captions are 140
+distinct strings, about 7 copies each, and a copy of the partner's caption ties with it (ties
+count against the query); the same-class recall is the meaningful number here. The loss floor
+is about ln(128 / 10) = 2.55 for the same reason: a batch holds about 13 digits of each class,
+whose captions say the same thing. The learned scale fell from 14.3 to 13.7.
+
 Variants: `:tiny` shrinks everything for tests (`--config=configs/clip_mnist.py:tiny`).
 """
 import ml_collections

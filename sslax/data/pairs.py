@@ -377,9 +377,11 @@ class ClipExample(grain.transforms.RandomMap):
 
 
 def spread_indices(total: int, count: int) -> np.ndarray:
-  """At most `count` indices evenly spread over range(total) (all of them if count >= total):
+  """min(count, total) indices evenly spread over range(total) (index i * total // count):
   sources sorted by class (the embedded digits) still give every class."""
-  return np.arange(0, total, max(1, -(-total // max(count, 1))))[:count]
+  if count >= total:
+    return np.arange(total)
+  return np.arange(count) * total // count
 
 
 def eval_pairs(source: Any, spec: Mapping[str, Any], count: int, seed: int
