@@ -107,12 +107,19 @@ def _spec_for(shape: tuple[int, ...], rule: Any, mesh: Mesh) -> P:
 
 
 def param_shardings(abstract: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
-  """NamedShardings for a pytree of arrays: the first rule whose regex matches the path wins."""
+  """NamedShardings for a pytree of arrays: the first rule whose regex matches the path wins.
+
+  Under a `blocks` path segment (scanned layers, sslax/models/stack.py) arrays carry a leading
+  layer axis: the rule applies to the trailing dimensions and the layer axis stays unsharded,
+  so one rule set serves `block3/attn/query/kernel` and `blocks/attn/query/kernel`.
+  """
   compiled = [(re.compile(pattern), rule) for pattern, rule in rules]
 
   def one(path, leaf):
     name = path_name(path)
     rule = next((r for pattern, r in compiled if pattern.search(name)), "replicated")
+    if "blocks" in name.split("/"):
+      return NamedSharding(mesh, P(None, *_spec_for(tuple(leaf.shape[1:]), rule, mesh)))
     return NamedSharding(mesh, _spec_for(tuple(leaf.shape), rule, mesh))
 
   return jax.tree_util.tree_map_with_path(one, abstract)

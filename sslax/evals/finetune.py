@@ -31,8 +31,13 @@ def _take(inputs: Any, index: np.ndarray) -> Any:
 def layer_scales(params: Any, decay: float) -> Any:
   """Per-parameter learning-rate scales for layer-wise decay: a parameter in `block{i}` of L
   blocks gets decay^(L - i), the embeddings (paths with "embed" or "cls_token") decay^(L + 1),
-  everything else (final norm, heads) 1. A tree of floats shaped like `params`."""
+  everything else (final norm, heads) 1. A tree of floats shaped like `params`. Scanned blocks
+  (`blocks/`, one array for all layers) cannot take per-layer rates: decay < 1 raises."""
   names = [parallel.path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+  if decay != 1.0 and any("blocks" in n.split("/") for n in names):
+    raise ValueError(f"layer_decay={decay} needs one parameter set per block (block{{i}}/), but "
+                     "this encoder's blocks are scanned (blocks/): fine-tune with layer_decay=1 "
+                     "(eval.finetune_layer_decay) or pretrain with scan_layers=False")
   blocks = [int(m.group(1)) for n in names if (m := re.search(r"block(\d+)", n))]
   depth = max(blocks) + 1 if blocks else 0
 

@@ -30,7 +30,8 @@ from sslax.models.transformer import MlmHead, NspHead, TextTransformer
 def text_encoder(config: ml_collections.ConfigDict, causal: bool, num_segments: int
                  ) -> TextTransformer:
   """The Transformer of `config.model.text` (hidden_dim, depth, num_heads, mlp_dim, max_len,
-  positions, dropout_rate, tie_embeddings, dtype) over `config.data.vocab_size` tokens."""
+  positions, dropout_rate, tie_embeddings, dtype, remat, scan_layers) over
+  `config.data.vocab_size` tokens."""
   m = config.model.text
   return TextTransformer(
       vocab_size=config.data.vocab_size, hidden_dim=m.hidden_dim, depth=m.depth,
@@ -38,7 +39,8 @@ def text_encoder(config: ml_collections.ConfigDict, causal: bool, num_segments: 
       max_len=m.get("max_len", config.data.seq_len), causal=causal,
       positions=m.get("positions", "learned"), num_segments=num_segments,
       dropout_rate=m.get("dropout_rate", 0.1), tie_embeddings=m.get("tie_embeddings", True),
-      dtype=jnp.dtype(m.get("dtype", "float32")))
+      dtype=jnp.dtype(m.get("dtype", "float32")), remat=m.get("remat", "none"),
+      scan_layers=bool(m.get("scan_layers", False)))
 
 
 def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:

@@ -34,9 +34,11 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
   `convs_per_stage`; both read `conv_weight_grad` ("xla", or "matmul" for a faster weight
   gradient on CPU, see sslax/models/conv.py). ViTs (vit_tiny/small/base/large, see
   sslax/models/vit.py) read `patch_size` (16), `pos_embed` ("learned" or "sincos"), `pool` ("cls"
-  or "mean"), `freeze_patch_embed` (False) and optional size overrides `hidden_dim`, `depth`,
-  `num_heads`, `mlp_dim` (4 x hidden_dim). Fields meant for another encoder family are ignored,
-  so one config can switch encoders by overriding only `name`.
+  or "mean"), `freeze_patch_embed` (False), `remat` ("none", "full" or "dots_saveable": what
+  each block keeps for the backward pass), `scan_layers` (False; True stacks the blocks' params
+  under `blocks/` and compiles one block, see sslax/models/stack.py) and optional size overrides
+  `hidden_dim`, `depth`, `num_heads`, `mlp_dim` (4 x hidden_dim). Fields meant for another
+  encoder family are ignored, so one config can switch encoders by overriding only `name`.
   """
   name = cfg["name"]
   dtype_name = cfg.get("dtype", "float32")

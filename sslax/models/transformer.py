@@ -10,7 +10,8 @@ positions.
 
 Parameter names follow vit.py's sharding layout: `token_embed/embedding` [V, D], `pos_embed`
 [max_len, D] (learned only), `segment_embed/embedding` [num_segments, D],
-`block{i}/{norm1, attn/{query,key,value,out}, norm2, mlp/{fc1,fc2}}`, `norm`, and `lm_head/kernel`
+`block{i}/{norm1, attn/{query,key,value,out}, norm2, mlp/{fc1,fc2}}` (`blocks/...` stacked on a
+leading [depth] axis with `scan_layers`, see sslax/models/stack.py), `norm`, and `lm_head/kernel`
 [D, V] when the output projection is untied. Attention kernels keep a heads axis ([D, heads,
 head_dim] and [heads, head_dim, D]) so rules can shard it. The pretraining heads are separate
 modules with their own parameters: `MlmHead` (which takes the embedding table it is tied to as an
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 from flax.typing import Array, Dtype
 
 from sslax.models.attention import SelfAttention
+from sslax.models.stack import apply_blocks, make_blocks
 from sslax.models.vit import Mlp
 
 TEXT_SIZES = {  # name -> (hidden_dim, depth, num_heads); mlp_dim is 4 x hidden_dim.
@@ -71,7 +73,8 @@ class TextTransformer(nn.Module):
   None; 2 for BERT's sentence pairs). Dropout, drawn from the 'dropout' rng, acts on the
   embeddings and each sub-layer's output when `train`. `tie_embeddings` makes `lm_logits` the
   transposed token embedding (GPT-2, BERT), else an `lm_head` without bias. Params are float32,
-  computation runs in `dtype`.
+  computation runs in `dtype`. `remat` ("none", "full", "dots_saveable") and `scan_layers` choose
+  how the depth runs (sslax/models/stack.py); under scan each layer draws its own dropout masks.
   """
   vocab_size: int
   hidden_dim: int = 768
@@ -85,6 +88,8 @@ class TextTransformer(nn.Module):
   dropout_rate: float = 0.1
   tie_embeddings: bool = True
   dtype: Dtype = jnp.float32
+  remat: str = "none"
+  scan_layers: bool = False
 
   def setup(self):
     if self.positions not in ("learned", "rotary"):
@@ -97,9 +102,10 @@ class TextTransformer(nn.Module):
                                   jnp.float32)
     if self.num_segments:
       self.segment_embed = embed(self.num_segments)
-    self.blocks = [TextBlock(self.num_heads, self.mlp_dim, self.causal,
-                             self.positions == "rotary", self.dropout_rate, self.dtype,
-                             name=f"block{i}") for i in range(self.depth)]
+    self.blocks = make_blocks(
+        lambda name: TextBlock(self.num_heads, self.mlp_dim, self.causal,
+                               self.positions == "rotary", self.dropout_rate, self.dtype,
+                               name=name), self.depth, self.remat, self.scan_layers)
     self.norm = _layer_norm(dtype=self.dtype)
     if not self.tie_embeddings:
       self.lm_head = _dense(self.vocab_size, use_bias=False, dtype=self.dtype)
@@ -120,8 +126,8 @@ class TextTransformer(nn.Module):
       raise ValueError("token_type_ids given to a model with num_segments=0")
     x = self.dropout(x, deterministic=not train)
     mask = None if attention_mask is None else attention_mask.astype(bool)[:, None, None, :]
-    for block in self.blocks:
-      x = block(x, mask, train)
+    x = apply_blocks(self.blocks, x, self.depth, self.remat,
+                     lambda block, x: block(x, mask, train))
     x = self.norm(x)
     if self.is_initializing() and not self.tie_embeddings:
       self.lm_head(x)  # So that `init` creates every parameter.

@@ -11,7 +11,9 @@ Parameter names follow the sharding-rule layout: `patch_embed/kernel` [p, p, C, 
 kernel's layout), `cls_token`, `pos_embed` [1, 1 + N, D] (learned only; slot 0 is the CLS's),
 `block{i}/{norm1, attn/{query,key,value,out}, norm2, mlp/{fc1,fc2}}`, `norm`; the attention
 kernels keep a heads axis ([D, heads, head_dim] and [heads, head_dim, D]) so rules can shard it
-(the key projection has no bias, see sslax/models/attention.py).
+(the key projection has no bias, see sslax/models/attention.py). With `scan_layers` the blocks
+are one `blocks/...` tree stacked on a leading [depth] axis; `remat` rematerialises each block
+(both in sslax/models/stack.py).
 """
 import math
 from collections.abc import Mapping
@@ -25,6 +27,7 @@ import numpy as np
 from flax.typing import Array, Dtype
 
 from sslax.models.attention import SelfAttention
+from sslax.models.stack import apply_blocks, make_blocks
 
 VIT_SIZES = {  # name -> (hidden_dim, depth, num_heads), from ViT and DeiT (Touvron et al. 2021).
   "vit_tiny": (192, 12, 3),
@@ -145,7 +148,8 @@ class VisionTransformer(nn.Module):
   zero embedding for the CLS token, as in MAE). `pool`: "cls" (the CLS token) or "mean" (mean of
   the patch tokens), both after the final norm. There is no dropout or batch norm, so `train`
   changes nothing; it is accepted for the encoder interface. Params are float32, computation
-  runs in `dtype`.
+  runs in `dtype`. `remat` ("none", "full", "dots_saveable") and `scan_layers` choose how the
+  depth runs (sslax/models/stack.py); the outputs are the same function of the same weights.
   """
   patch_size: int = 16
   hidden_dim: int = 384
@@ -156,6 +160,8 @@ class VisionTransformer(nn.Module):
   pool: str = "cls"
   dtype: Dtype = jnp.float32
   freeze_patch_embed: bool = False
+  remat: str = "none"
+  scan_layers: bool = False
 
   @property
   def num_features(self) -> int:
@@ -168,8 +174,9 @@ class VisionTransformer(nn.Module):
       raise ValueError(f"pool={self.pool!r}; use 'cls' or 'mean'")
     self.cls_token = self.param("cls_token", nn.initializers.normal(0.02),
                                 (1, 1, self.hidden_dim), jnp.float32)
-    self.blocks = [Block(self.num_heads, self.mlp_dim, self.dtype, name=f"block{i}")
-                   for i in range(self.depth)]
+    self.blocks = make_blocks(lambda name: Block(self.num_heads, self.mlp_dim, self.dtype,
+                                                 name=name),
+                              self.depth, self.remat, self.scan_layers)
     self.norm = _layer_norm(dtype=self.dtype, name="norm")
 
   @nn.compact
@@ -199,8 +206,7 @@ class VisionTransformer(nn.Module):
       cls = cls + self.get_variable("params", "pos_embed")[:, :1]
     cls = jnp.broadcast_to(cls.astype(self.dtype), (tokens.shape[0], 1, self.hidden_dim))
     x = jnp.concatenate([cls, tokens.astype(self.dtype)], axis=1)
-    for block in self.blocks:
-      x = block(x)
+    x = apply_blocks(self.blocks, x, self.depth, self.remat, lambda block, x: block(x))
     return self.norm(x)
 
   def __call__(self, images: Array, train: bool) -> Array:
@@ -220,4 +226,5 @@ def make_vit(name: str, cfg: Mapping[str, Any], dtype: Dtype) -> VisionTransform
       depth=int(cfg.get("depth") or depth), num_heads=int(cfg.get("num_heads") or num_heads),
       mlp_dim=int(cfg.get("mlp_dim") or 4 * hidden_dim), pos_embed=cfg.get("pos_embed", "learned"),
       pool=cfg.get("pool", "cls"), dtype=dtype,
-      freeze_patch_embed=bool(cfg.get("freeze_patch_embed", False)))
+      freeze_patch_embed=bool(cfg.get("freeze_patch_embed", False)),
+      remat=cfg.get("remat", "none"), scan_layers=bool(cfg.get("scan_layers", False)))
