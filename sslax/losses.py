@@ -1,11 +1,16 @@
 """Losses shared by the pretext tasks, on plain arrays.
 
-Every loss computes in float32 whatever the compute dtype of the model, and treats its inputs as
+Every loss computes in float32 whatever the compute dtype of the model, its products too: the
+logit and covariance matmuls ask for `HIGHEST` precision, since by default accelerators round
+the inputs of float32 matmuls to bfloat16 (TPU) or TF32 (recent GPUs), errors that a temperature
+of 0.1 magnifies tenfold (JAX's "Matmul precision" guide). Every loss treats its inputs as
 the global batch: under `jax.jit` with sharded inputs XLA inserts the cross-device gathers, so a
 contrastive loss sees every other sample of the global batch as a negative.
 """
 import jax
 import jax.numpy as jnp
+
+_F32 = jax.lax.Precision.HIGHEST
 
 
 def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
@@ -24,7 +29,7 @@ def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
   """
   z = l2_normalize(jnp.concatenate([z_a, z_b], axis=0).astype(jnp.float32))
   n = z_a.shape[0]
-  logits = (z @ z.T) / temperature
+  logits = jnp.matmul(z, z.T, precision=_F32) / temperature
   logits = jnp.where(jnp.eye(2 * n, dtype=bool), -jnp.inf, logits)
   positive = jnp.concatenate([jnp.arange(n, 2 * n), jnp.arange(n)])
   log_prob = logits[jnp.arange(2 * n), positive] - jax.nn.logsumexp(logits, axis=1)
@@ -47,7 +52,7 @@ def info_nce(q: jax.Array, k: jax.Array, temperature: float) -> jax.Array:
   """
   q = l2_normalize(q.astype(jnp.float32))
   k = l2_normalize(k.astype(jnp.float32))
-  logits = (q @ k.T) / temperature
+  logits = jnp.matmul(q, k.T, precision=_F32) / temperature
   return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))
 
 
@@ -78,7 +83,8 @@ def dino_loss(student_logits: jax.Array, teacher_logits: jax.Array, center: jax.
   teacher = jax.lax.stop_gradient(teacher)
   log_student = jax.nn.log_softmax(student_logits.astype(jnp.float32) / student_temp, axis=-1)
   # cross[t, s] = mean over the batch of -Σ_k q_t log p_s.
-  cross = -jnp.einsum("tbk,sbk->ts", teacher, log_student) / student_logits.shape[1]
+  cross = -jnp.einsum("tbk,sbk->ts", teacher, log_student,
+                      precision=_F32) / student_logits.shape[1]
   n_teacher, n_student = teacher_logits.shape[0], student_logits.shape[0]
   different = 1.0 - jnp.eye(n_teacher, n_student)
   return jnp.sum(cross * different) / jnp.sum(different)
@@ -93,7 +99,7 @@ def coding_rate(z: jax.Array, eps: float) -> jax.Array:
   """
   z = z.astype(jnp.float32)
   b, d = z.shape
-  cov = jnp.eye(d, dtype=jnp.float32) + (d / (b * eps)) * (z.T @ z)
+  cov = jnp.eye(d, dtype=jnp.float32) + (d / (b * eps)) * jnp.matmul(z.T, z, precision=_F32)
   chol = jnp.linalg.cholesky(cov)
   return jnp.sum(jnp.log(jnp.diagonal(chol)))
 
