@@ -21,7 +21,7 @@ from sslax import config as config_lib
 from sslax import evaluate, losses, parallel, train
 from sslax import state as state_lib
 from sslax.data import pairs, pipeline, tokenizer
-from sslax.evals import zeroshot
+from sslax.evals import probe_data, zeroshot
 from sslax.methods import get_method
 from sslax.models.dual_tower import pool_text
 from sslax.step import make_train_step
@@ -131,7 +131,13 @@ def test_embedded_digits_draw_one_templated_caption_per_example_and_epoch(tmp_pa
   assert len(record["captions"]) == 2 * len(pairs.DIGIT_TEMPLATES)
   assert {"a handwritten 7.", "a photo of the digit seven."} <= set(record["captions"])
   config = config_lib.load_config(TINY)
-  records, transform = get_method(config).data("pretrain", str(tmp_path))
+  method = get_method(config)
+  records, transform = method.data("pretrain", str(tmp_path))
+  # Online evaluation and plots read the labelled digits through probe_data: 64 of each split
+  # (data.probe_examples), spread over the classes.
+  splits = probe_data.labelled_splits(method, config, str(tmp_path), {})
+  assert splits.train_x.shape == (64, 28, 28, 1) and splits.num_classes == 10
+  assert set(splits.train_y.tolist()) == set(splits.test_y.tolist()) == set(range(10))
   tok = tokenizer.load_tokenizer(str(tmp_path / "tokenizer.json"))
   # The pipeline's first two epochs over the same record: captions drawn anew, reproducibly.
   stream = pipeline.train_dataset(records, transform, 1, config.seed)
@@ -175,6 +181,24 @@ def test_folder_pairs_keep_captioned_images_and_count_the_rest(tmp_path):
   assert sorted(source.texts()) == ["a cat", "a dog", "a small cat", "a small dog"]
   with pytest.raises(FileNotFoundError, match="data.path"):
     pairs.make_pair_source({"source": "folder", "path": str(tmp_path / "none")}, "pretrain")
+  # The method trains its tokenizer on these captions and builds examples and prompts from them.
+  config = config_lib.load_config(TINY)
+  config.data = {**config.data.to_dict(), "source": "folder", "path": str(tmp_path),
+                 "heldout_path": str(tmp_path)}
+  method, workdir = get_method(config), tmp_path / "run"
+  records, transform = method.data("pretrain", str(workdir))
+  batch = pipeline.sample_batch(records, transform)
+  assert batch["image"].shape == (2, 28, 28, 3)
+  tok = method.tokenizer(str(workdir))
+  assert tokenizer.decode(tok, batch["input_ids"][0]) in ("a cat", "a small cat")
+  data = method.pair_eval_data(str(workdir), {"retrieval_examples": 10})
+  assert data.class_names == ("cat", "dog") and data.templates == pairs.GENERIC_PROMPTS
+  prompts = [tokenizer.decode(tok, ids) for ids in data.prompts["input_ids"]]
+  assert len(prompts) == 2 * len(data.templates)  # Class-major: cat's templates, then dog's.
+  assert all("cat" in p for p in prompts[:len(data.templates)])
+  assert all("dog" in p for p in prompts[len(data.templates):])
+  np.testing.assert_array_equal(data.splits.test_y, [0, 1])
+  assert data.pair_images.shape == (2, 28, 28, 3) and data.pair_texts["input_ids"].shape == (2, 16)
 
 
 def test_jsonl_and_tsv_pairs(tmp_path):
