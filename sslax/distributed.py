@@ -124,7 +124,7 @@ def initialize(environ: Mapping[str, str] | None = None) -> Plan | None:
   if plan is None or jax.distributed.is_initialized():
     return plan
   who = (f"process {plan.process_id} of {plan.num_processes} at {plan.coordinator_address}"
-         if plan.cluster == "explicit" else f"the processes {plan.cluster} started")
+         if plan.cluster == "explicit" else f"one of the processes of this {plan.cluster} job")
   print(f"sslax: joining a multi-host run as {who}; waiting up to {plan.initialization_timeout} s "
         "(SSLAX_INIT_TIMEOUT) for all of them. An abort after that means a process never "
         f"joined; one {plan.heartbeat_timeout} s (SSLAX_HEARTBEAT_TIMEOUT) after a peer died "
