@@ -104,9 +104,11 @@ def test_each_process_reads_only_its_own_records():
 def _wait_for_step(workdir, step, launcher, deadline):
   """Waits until process 0 has logged `step` (the processes run in lock-step)."""
   while time.monotonic() < deadline and launcher.poll() is None:
-    if os.path.exists(workdir / "metrics.jsonl") and any(
-        row["step"] >= step for row in metrics.read_metrics(workdir)):
-      return True
+    try:
+      if any(row["step"] >= step for row in metrics.read_metrics(workdir)):
+        return True
+    except (FileNotFoundError, ValueError):  # Not written yet, or a line being written.
+      pass
     time.sleep(0.1)
   return False
 
