@@ -67,6 +67,8 @@ class Method:
     return pairs.cached_pair_source(key, "heldout", tuple(pretrain.class_names) or None)
 
   def tokenizer(self, workdir: str) -> Any:
+    """The caption tokenizer: data.tokenizer, or trained into `workdir` on first use (then
+    loaded from there), kept for this method's run."""
     if self._tokenizer is None:
       tok = pairs.caption_tokenizer(self.config.data, self._source("pretrain"), workdir)
       if tok.get_vocab_size() > self.config.data.vocab_size:
