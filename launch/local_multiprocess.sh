@@ -48,16 +48,22 @@ xla_flags="--xla_force_host_platform_device_count=$devices $xla_flags"
 
 echo "local_multiprocess: $num processes x $devices CPU devices, coordinator 127.0.0.1:$port," \
   "logs of processes 1..$((num - 1)) in $log_dir"
+export SSLAX_COORDINATOR_ADDRESS=127.0.0.1:$port SSLAX_NUM_PROCESSES=$num \
+  SSLAX_INIT_TIMEOUT=${SSLAX_INIT_TIMEOUT:-60} \
+  SSLAX_HEARTBEAT_TIMEOUT=${SSLAX_HEARTBEAT_TIMEOUT:-20} JAX_PLATFORMS=cpu XLA_FLAGS="$xla_flags" \
+  JAX_ENABLE_COMPILATION_CACHE=false
+start() {  # Process $1 with the arguments that follow; the background job becomes `timeout`.
+  # timeout puts itself and python in a process group of their own: `kill -- -PID` ends both.
+  SSLAX_PROCESS_ID=$1 exec timeout --kill-after=60 "${TIMEOUT:-3600}" "$python" -m sslax.train \
+    "${@:2}"
+}
 pids=()
 for ((i = 0; i < num; i++)); do
-  out=/dev/stdout
-  ((i > 0)) && out=$log_dir/process_$i.log
-  # timeout puts itself and python in a process group of their own: `kill -- -PID` ends both.
-  SSLAX_COORDINATOR_ADDRESS=127.0.0.1:$port SSLAX_NUM_PROCESSES=$num SSLAX_PROCESS_ID=$i \
-    SSLAX_INIT_TIMEOUT=${SSLAX_INIT_TIMEOUT:-60} \
-    SSLAX_HEARTBEAT_TIMEOUT=${SSLAX_HEARTBEAT_TIMEOUT:-20} \
-    JAX_PLATFORMS=cpu XLA_FLAGS=$xla_flags JAX_ENABLE_COMPILATION_CACHE=false \
-    timeout --kill-after=60 "${TIMEOUT:-3600}" "$python" -m sslax.train "$@" >"$out" 2>&1 &
+  if ((i == 0)); then
+    start 0 "$@" &
+  else
+    start "$i" "$@" >"$log_dir/process_$i.log" 2>&1 &
+  fi
   pids+=($!)
   echo $! >"$log_dir/process_$i.pid"
 done
