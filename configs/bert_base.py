@@ -11,6 +11,11 @@ decay over 1M steps of batch 256 at sequence length 128 (the paper then trains 1
 `--config.optimizer.name=lamb` gives You et al. 2020's LAMB (their batch 32k recipe needs its own
 learning rate). `data.path`: a .txt or .jsonl file or a folder of them (see sslax/data/text.py).
 Not run here: it needs an accelerator pod; configs/bert_wiki.py is the recipe measured on the CPU.
+`model.text.remat` ("none"; "dots_saveable" keeps the weight matmuls' outputs and recomputes
+the [heads, T, T] attention scores, "full" keeps each block's input) and `model.text.scan_layers`
+(False; True runs the blocks under `nn.scan`, parameters stacked under `blocks/`) trade compute
+for activation memory and compile time (sslax/models/stack.py); set here to their defaults so
+that `--config.model.text.remat=dots_saveable` can override them.
 """
 import ml_collections
 
@@ -46,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.text = dict(hidden_dim=768, depth=12, num_heads=12, mlp_dim=3072, max_len=512,
                       positions="learned", dropout_rate=0.1, tie_embeddings=True,
-                      dtype="bfloat16")
+                      dtype="bfloat16", remat="none", scan_layers=False)
   c.mlm = dict(mask_prob=0.15, mlm_weight=1.0, nsp_weight=1.0)
 
   c.optimizer = dict(name="adamw", learning_rate=1e-4, b1=0.9, b2=0.999, weight_decay=0.01,

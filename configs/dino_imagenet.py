@@ -13,6 +13,8 @@ momentum 0.9, teacher EMA 0.996 -> 1, last layer frozen for the first epoch, 2 g
 224 (scale 0.4-1; blur 1.0 / 0.1 + solarize 0.2) and 10 local crops of 96 (scale 0.05-0.4,
 blur 0.5). The paper reports 74.5% linear / 69.3% k-NN after 100 epochs with 2x224 + 10x96.
 
+`model.encoder.remat` and `model.encoder.scan_layers` are the encoder's depth options (see
+configs/mae_imagenet.py and sslax/models/stack.py).
 Not run here (needs a TPU pod slice or 8+ GPUs for about two days).
 """
 import ml_collections
@@ -50,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="vit_small", patch_size=16, pos_embed="learned", pool="cls",
-                         dtype="bfloat16")
+                         dtype="bfloat16", remat="none", scan_layers=False)
   c.model.head = dict(out_dim=65536, hidden_dim=2048, bottleneck_dim=256, num_layers=3,
                       norm_last_layer=True)
   c.dino = dict(student_temperature=0.1, teacher_temperature=0.07,

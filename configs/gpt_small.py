@@ -12,6 +12,11 @@ clipping at 1.0, 0.5M-token batches (here 512 sequences of 1,024), linear warm-u
 there, 715 steps here), 300B tokens in total (about 572k steps). `data.path`: a .txt or .jsonl
 file or a folder of them. Not run here: it needs an accelerator pod; configs/gpt_wiki.py is the
 recipe measured on the CPU.
+`model.text.remat` ("none"; "dots_saveable" keeps the weight matmuls' outputs and recomputes
+the [heads, T, T] attention scores, "full" keeps each block's input) and `model.text.scan_layers`
+(False; True runs the blocks under `nn.scan`, parameters stacked under `blocks/`) trade compute
+for activation memory and compile time (sslax/models/stack.py); set here to their defaults so
+that `--config.model.text.remat=dots_saveable` can override them.
 """
 import ml_collections
 
@@ -46,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.text = dict(hidden_dim=768, depth=12, num_heads=12, mlp_dim=3072, max_len=1024,
                       positions="learned", dropout_rate=0.0, tie_embeddings=True,
-                      dtype="bfloat16")
+                      dtype="bfloat16", remat="none", scan_layers=False)
 
   c.optimizer = dict(name="adamw", learning_rate=6e-4, b1=0.9, b2=0.95, weight_decay=0.1,
                      warmup_steps=715, end_lr_fraction=0.1, grad_clip_norm=1.0)

@@ -17,6 +17,15 @@ for fine-tuning, so the frozen-feature kNN and linear probe here read lower than
 `sharding_rules` split attention heads and MLP units over the `tensor` mesh axis (1 here: plain
 data parallelism, as ViT-B fits every accelerator); set mesh tensor=2 or 4 to use them.
 
+Depth options of the encoder (sslax/models/stack.py), set to their defaults so that
+`--config.model.encoder.remat=...` can override them: the encoder sees 50 tokens a view, so its
+activations are small. `model.encoder.remat="dots_saveable"` keeps
+only the weight matmuls' outputs for the backward pass ("full": each block's input) for larger
+per-device batches, at the price of recomputing the rest; `model.encoder.scan_layers=True`
+traces and compiles one block under `nn.scan` with the parameters stacked under `blocks/`
+(the sharding rules apply unchanged), but MAE's fine-tuning protocol, layer-wise lr decay
+(`eval.finetune_layer_decay`), needs the per-block layout and refuses it.
+
 Not run here (needs a TPU pod slice or 32+ GPUs for several days).
 """
 import ml_collections
@@ -57,7 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="vit_base", patch_size=16, pos_embed="sincos", pool="cls",
-                         dtype="bfloat16")
+                         dtype="bfloat16", remat="none", scan_layers=False)
   c.model.decoder = dict(hidden_dim=512, depth=8, num_heads=16)
   c.mae = dict(mask_ratio=0.75, norm_pix=True)
 

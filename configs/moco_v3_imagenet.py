@@ -13,6 +13,8 @@ affine), a frozen random patch projection, fixed 2-D sin-cos position embeddings
 as the feature, and BYOL's asymmetric views at 224 (crop 0.08-1, blur 1.0 / 0.1, solarize
 0 / 0.2). The paper's code reports 73.2% linear top-1 for this setting.
 
+`model.encoder.remat` and `model.encoder.scan_layers` are the encoder's depth options (see
+configs/mae_imagenet.py and sslax/models/stack.py).
 Not run here (needs a TPU pod slice or 16+ GPUs for several days).
 """
 import ml_collections
@@ -47,7 +49,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="vit_small", patch_size=16, pos_embed="sincos", pool="cls",
-                         freeze_patch_embed=True, dtype="bfloat16")
+                         freeze_patch_embed=True, dtype="bfloat16", remat="none",
+                         scan_layers=False)
   c.model.projector = dict(hidden_dims=(4096, 4096), out_dim=256, last_bn=True)
   c.model.predictor = dict(hidden_dims=(4096,), out_dim=256)
   c.moco_v3 = dict(base_momentum=0.99, temperature=0.2)

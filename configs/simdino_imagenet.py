@@ -13,6 +13,8 @@ AdamW with peak lr 0.0005 x batch/256 after 10 warm-up epochs, cosine to 1e-6, g
 clipping at 3.0, a 3-layer 2048-d MLP head, 2 global crops of 224 (scale 0.4-1; blur 1.0 / 0.1
 + solarize 0.2) and 10 local crops of 96 (scale 0.05-0.4, blur 0.5), 100 epochs.
 
+`model.encoder.remat` and `model.encoder.scan_layers` are the encoder's depth options (see
+configs/mae_imagenet.py and sslax/models/stack.py).
 Not run here (needs a TPU pod slice or 8+ GPUs for about two days).
 """
 import ml_collections
@@ -50,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="vit_small", patch_size=16, pos_embed="learned", pool="cls",
-                         dtype="bfloat16")
+                         dtype="bfloat16", remat="none", scan_layers=False)
   c.model.head = dict(hidden_dim=2048, bottleneck_dim=256, num_layers=3)
   c.simdino = dict(eps=0.05, coding_rate_weight=1.0, base_momentum=0.996)
 

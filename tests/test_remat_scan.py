@@ -223,3 +223,23 @@ def test_layer_decay_refuses_scanned_blocks():
   assert set(jax.tree.leaves(layer_scales(scanned, 1.0))) == {1.0}
   scales = layer_scales({"encoder": _vit_params()}, 0.5)
   assert scales["encoder"]["block1"]["mlp"]["fc1"]["kernel"] == 0.5
+
+
+@pytest.mark.parametrize("name", ["mae_imagenet", "gpt_small"])
+def test_paper_configs_build_scanned_and_rematerialised(name):
+  """Their command-line overrides give scanned state shapes that their sharding rules fit."""
+  section = "encoder" if name == "mae_imagenet" else "text"
+  config = config_lib.load_config(f"{REPO}/configs/{name}.py", **{
+      f"model.{section}.scan_layers": True, f"model.{section}.remat": "dots_saveable"})
+  method = get_method(config)
+  if name == "mae_imagenet":
+    batch = {"views": (jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32),)}
+  else:
+    batch = {"input_ids": jax.ShapeDtypeStruct((2, config.data.seq_len), jnp.int32)}
+  params = jax.eval_shape(method.init, jax.random.key(0), batch)[0]
+  tower = params["encoder" if name == "mae_imagenet" else "decoder"]
+  assert tower["blocks"]["attn"]["query"]["kernel"].shape == (12, 768, 12, 64)
+  mesh = parallel.make_mesh({"data": 2, "tensor": 4})
+  shardings = parallel.param_shardings(params, mesh, config.sharding_rules)
+  spec = shardings["encoder" if name == "mae_imagenet" else "decoder"]["blocks"]["mlp"]["fc1"]
+  assert spec["kernel"].spec == P(None, None, "tensor")
