@@ -29,8 +29,21 @@ def he_normal_fan_out(key: Array, shape: Sequence[int], dtype: Dtype = jnp.float
   return (std * jax.random.normal(key, (math.prod(shape),), dtype)).reshape(shape)
 
 
-# "xla": flax's nn.Conv; "matmul": the same conv with a matmul weight gradient (fast on XLA:CPU).
-CONV_WEIGHT_GRADS = {"xla": partial(nn.Conv, use_bias=False), "matmul": MatmulGradConv}
+# "xla": flax's nn.Conv; "matmul" / "chunked": the same conv with a faster weight gradient on
+# XLA:CPU (sslax/models/conv.py); "auto": "chunked" on CPU, "xla" on GPU and TPU.
+CONV_WEIGHT_GRADS = {"xla": partial(nn.Conv, use_bias=False),
+                     "matmul": partial(MatmulGradConv, weight_grad="matmul"),
+                     "chunked": partial(MatmulGradConv, weight_grad="chunked")}
+
+
+def resolve_conv_weight_grad(conv_weight_grad: str) -> str:
+  """The CONV_WEIGHT_GRADS key for a config value: "auto" picks by the default backend."""
+  if conv_weight_grad == "auto":
+    return "chunked" if jax.default_backend() == "cpu" else "xla"
+  if conv_weight_grad not in CONV_WEIGHT_GRADS:
+    raise ValueError(f"conv_weight_grad must be one of {sorted([*CONV_WEIGHT_GRADS, 'auto'])}, "
+                     f"got {conv_weight_grad!r}")
+  return conv_weight_grad
 
 
 def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool,
@@ -42,11 +55,8 @@ def conv_and_bn(dtype: Dtype, bn_momentum: float, train: bool,
   no `axis_name`: under `jax.jit` over a batch-sharded global array its mean over axis 0 already
   is the global-batch mean (GSPMD inserts the cross-device reduction).
   """
-  if conv_weight_grad not in CONV_WEIGHT_GRADS:
-    raise ValueError(f"conv_weight_grad must be one of {sorted(CONV_WEIGHT_GRADS)}, "
-                     f"got {conv_weight_grad!r}")
-  conv = partial(CONV_WEIGHT_GRADS[conv_weight_grad], kernel_init=he_normal_fan_out, dtype=dtype,
-                 param_dtype=jnp.float32)
+  conv = partial(CONV_WEIGHT_GRADS[resolve_conv_weight_grad(conv_weight_grad)],
+                 kernel_init=he_normal_fan_out, dtype=dtype, param_dtype=jnp.float32)
   norm = partial(nn.BatchNorm, use_running_average=not train, momentum=bn_momentum, epsilon=1e-5,
                  dtype=dtype, param_dtype=jnp.float32)
   return conv, norm
