@@ -4,8 +4,12 @@ rematerialised. Shared by the ViT (sslax/models/vit.py) and the text Transformer
 `scan_layers=False` keeps one module per block, `block{i}/...`, the layout that sharding rules,
 layer-wise lr decay and saved checkpoints name. `scan_layers=True` runs one block under
 `nn.scan` with its parameters stacked on a leading layer axis, `blocks/...` of shape
-[depth, ...]: XLA compiles the block once instead of `depth` times (sslax/parallel.py shards
-the trailing dimensions of stacked parameters by the same rules).
+[depth, ...], so the program holds the block once instead of `depth` times (sslax/parallel.py
+shards the trailing dimensions of stacked parameters by the same rules). Measured with
+benchmarks/remat_scan.py on XLA:CPU (ViT-Tiny/16 gradient, batch 8 at 224^2): at 12 blocks
+lowering drops from 4-8 s to 1-2 s while compiling stays at 15-19 s (a fixed part of about 11 s
+dominates); at 48 blocks lowering + compiling fall from 71-92 s to 35 s. Without remat a scan
+keeps more temporaries than the loop (646 vs 500 MB there): pair it with a policy.
 
 `remat` trades compute for memory in the backward pass (jax.checkpoint per block):
 - "none": every intermediate the backward pass needs is kept;
@@ -14,7 +18,11 @@ the trailing dimensions of stacked parameters by the same rules).
   outputs of the weight matmuls (projections, MLP: the O(T D^2) FLOPs) and recomputes the
   rest, in particular the attention scores [B, heads, T, T], whose einsum has batch dimensions
   (B, heads). jax's plain `dots_saveable` would keep those scores, the one intermediate whose
-  memory grows with T^2, so it saves much less (see tests/test_remat_scan.py).
+  memory grows with T^2 (scanned ViT-Tiny above, 197 tokens: 171 MB of temporaries with this
+  policy, 231 MB with plain dots_saveable, 71 MB "full", 646 MB "none").
+Under scan these policies lower XLA:CPU's temporary memory as listed. Unscanned, XLA:CPU keeps
+the recomputation (the FLOPs grow: +24% for "full") but not the saving: its temporaries stay
+those of "none". GPU and TPU, whose schedulers weigh memory, were not measured here.
 """
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Array
 
+# remat name -> jax.checkpoint policy (None: save nothing); "none" applies no jax.checkpoint.
 REMAT_POLICIES = {"none": None, "full": None,
                   "dots_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
 
