@@ -70,6 +70,8 @@ CASES = [
     Case("tfds_unknown_name", lambda tmp: _tfds("no_such_dataset", tmp), ValueError,
          ("(Dataset no_such_dataset not found.): fix data.name or set data.data_dir to where "
           "it was prepared",)),
+    Case("tfds_unknown_version", lambda tmp: _tfds("mnist:9.9.9", tmp), ValueError,
+         ("cannot be loaded at version 9.9.9", "fix data.name or set data.data_dir")),
     Case("tfds_missing_data_dir", lambda tmp: _tfds("mnist", tmp / "nope"), FileNotFoundError,
          ("nope does not exist: set data.data_dir to the DIR of `tfds build mnist "
           "--file_format=array_record --data_dir=DIR`",)),
