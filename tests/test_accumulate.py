@@ -24,24 +24,30 @@ def _mesh():
 
 
 def _steps(method, batch, ks, tx=SGD):
-  """(initial params, [(state, metrics) after one step with k micro-batches for k in ks]) on the
-  8 devices, every step from the same initial state."""
+  """(initial params, [(state, metrics, compiled HLO text) after one step with k micro-batches
+  for k in ks]) on the 8 devices, every step from the same initial state."""
   mesh = _mesh()
   sample = jax.tree.map(lambda x: x[:2], batch)
   _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
   state = state_lib.create_state(method, tx, sample, 0, shardings)
   params = jax.device_get(state["params"])
   results = []
+  global_batch = parallel.to_global(batch, mesh)
   for k in ks:
-    step = make_train_step(method, tx, lambda s: 1.0, mesh, shardings, k)
-    new_state, metrics = step(jax.tree.map(jnp.copy, state), parallel.to_global(batch, mesh))
-    results.append(jax.device_get((new_state, metrics)))
+    step = make_train_step(method, tx, lambda s: 1.0, mesh, shardings, k).lower(
+        state, global_batch).compile()
+    new_state, metrics = step(jax.tree.map(jnp.copy, state), global_batch)
+    results.append((*jax.device_get((new_state, metrics)), step.as_text()))
   return params, results
 
 
 def _assert_same_step(method, batch, k):
   """One accumulated step moves parameters and extras as the full-batch step does."""
-  start, [(full, full_metrics), (accumulated, metrics)] = _steps(method, batch, (1, k))
+  start, [(full, full_metrics, full_hlo), (accumulated, metrics, hlo)] = _steps(
+      method, batch, (1, k))
+  # Micro-batches are cut from each device's own rows: no all-to-all beyond the loss's own
+  # (NT-Xent's concatenation of the two views' sharded projections has some).
+  assert hlo.count(" all-to-all(") <= full_hlo.count(" all-to-all(")
   np.testing.assert_allclose(metrics["loss"], full_metrics["loss"], rtol=1e-6)
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), full["params"], start)
   assert max(jax.tree.leaves(moved)) > 1e-3  # The comparison below compares real gradients.
