@@ -5,6 +5,7 @@ writes into a temporary directory (`<step>.orbax-checkpoint-tmp-*`) and renames 
 complete, so a process killed mid-write leaves no checkpoint that `latest_step` would pick.
 """
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -16,16 +17,21 @@ from sslax import parallel
 class Checkpointer:
   """Keeps the last `max_to_keep` checkpoints of a run under `directory`.
 
-  `remove_unfinished` deletes the temporary directories of writes cut off by a crash; only the
-  training run that writes the checkpoints may pass it (a reader would delete a write in flight).
+  `remove_unfinished` deletes the temporary directories of writes cut off by a crash, before
+  anything else happens (Orbax's own cleanup option runs in a thread that a quick exit cuts off
+  with a traceback); only the run that writes the checkpoints may pass it, since a reader would
+  delete a write in flight.
   """
 
   def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True,
                remove_unfinished: bool = False):
     self.directory = os.path.abspath(directory)
+    if remove_unfinished and jax.process_index() == 0 and os.path.isdir(self.directory):
+      for name in os.listdir(self.directory):
+        if ocp.utils.TMP_DIR_SUFFIX in name:
+          shutil.rmtree(os.path.join(self.directory, name))
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=async_save,
-                                           cleanup_tmp_directories=remove_unfinished)
+                                           enable_async_checkpointing=async_save)
     # Handlers named up front, so that item_metadata can read a checkpoint's shapes.
     self._manager = ocp.CheckpointManager(
         self.directory, options=options,

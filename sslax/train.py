@@ -75,9 +75,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Pretrains (or resumes) the run in `workdir`; returns the last logged metrics."""
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    checkpoint.write_atomically(os.path.join(workdir, "config.json"),
-                                json.dumps(config_lib.to_dict(config), indent=2))
 
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   parallel.check_batch_size(config.batch_size, mesh)
@@ -107,6 +104,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     state, data_state = ckpt.restore(start, abstract)
     stream.set_state(data_state, start)
     print(f"resumed from step {start} of {workdir}", flush=True)
+  if jax.process_index() == 0:  # Once the checkpoint fits: a failed resume keeps the old one.
+    checkpoint.write_atomically(os.path.join(workdir, "config.json"),
+                                json.dumps(config_lib.to_dict(config), indent=2))
 
   train_step = make_train_step(method, tx, schedule, mesh, shardings,
                                grad_accum_steps=config.get("grad_accum_steps", 1))

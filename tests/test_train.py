@@ -5,6 +5,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -141,6 +142,22 @@ def test_run_writes_every_output(uninterrupted):
   assert saved["total_steps"] == 8 and saved["method"] == "simclr"
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
   assert checkpoint.Checkpointer(str(workdir / "checkpoints")).all_steps() == [6, 8]
+
+
+def test_resume_with_another_model_fails_in_one_line_and_keeps_config_json(uninterrupted,
+                                                                          tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted[0], workdir)
+  before = (workdir / "config.json").read_text()
+  config = config_lib.load_config(TINY, **OVERRIDES)
+  config.model.encoder = {**config.model.encoder, "widths": (4, 16)}
+  expected = (r"checkpoint \S+/8 was written by another model or optimizer: model_state/encoder/"
+              r"batch_stats/stage2_bn0/mean has shape \[8\] there, \[16\] here \(and \d+ more "
+              r"differences\); train with the config")
+  with pytest.raises(ValueError, match=expected) as error:
+    train.train(config, str(workdir))
+  assert "\n" not in str(error.value)
+  assert (workdir / "config.json").read_text() == before  # What the message points to.
 
 
 @pytest.mark.slow
