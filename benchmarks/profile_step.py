@@ -157,7 +157,6 @@ def main() -> None:
   args = parser.parse_args()
   args.seq_len = 0
 
-  jax.config.update("jax_log_compiles", True)
   config = benchmark_config(args)
   method = get_method(config)
   mesh = parallel.make_mesh({"data": -1})

@@ -23,7 +23,8 @@ def _grads(fn, x, w):
 @pytest.mark.parametrize("kernel,stride,pad,size", [(3, 1, 1, 8), (3, 2, 1, 9), (1, 2, 0, 8),
                                                     (7, 2, 3, 12)])
 def test_value_and_gradients_match_xla(monkeypatch, weight_grad, kernel, stride, pad, size):
-  monkeypatch.setattr(conv_lib, "DW_CHUNK", 2)  # Batch 6: three chunks of two images.
+  monkeypatch.setattr(conv_lib, "DW_CHUNK_POSITIONS", 1)  # Batch 6: three chunks of two images.
+  monkeypatch.setattr(conv_lib, "DW_MIN_CHUNK", 2)
   rng = np.random.default_rng(kernel + stride)
   x = jnp.asarray(rng.normal(size=(6, size, size, 4)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(kernel, kernel, 4, 5)), jnp.float32)
@@ -38,7 +39,7 @@ def test_value_and_gradients_match_xla(monkeypatch, weight_grad, kernel, stride,
 @pytest.mark.parametrize("weight_grad", ["matmul", "chunked"])
 def test_bfloat16_gradients_match_xla_in_bfloat16(weight_grad):
   rng = np.random.default_rng(1)
-  x = jnp.asarray(rng.normal(size=(32, 6, 6, 8)), jnp.bfloat16)  # Two chunks of 16 images.
+  x = jnp.asarray(rng.normal(size=(8, 16, 16, 8)), jnp.bfloat16)  # Two chunks of 4 images.
   w = jnp.asarray(rng.normal(size=(3, 3, 8, 4)) * 0.2, jnp.bfloat16)
   padding = ((1, 1), (1, 1))
   ours = _grads(lambda x, w: conv2d(x, w, (1, 1), padding, weight_grad), x, w)

@@ -6,8 +6,9 @@ while the forward pass and the input gradient dX run at 20-130 (benchmarks/conv_
 ops here keep XLA's forward and dX and replace only dW, through a custom VJP:
 
 - "matmul": dW = patches(x)^T @ dY, one im2col matmul over the whole batch.
-- "chunked": XLA's own dW convolution on chunks of `DW_CHUNK` images, summed. The same op on a
-  chunk that fits the caches is 2-3x faster per image than on the whole batch.
+- "chunked": XLA's own dW convolution on chunks of images, summed. On a chunk of about 1,024
+  output positions (4 images at 32x32, 16 at 8x8) the same op is 3-5x faster per image than on
+  a batch of 256 (benchmarks/conv_grad.py); at 4x4 chunking gains nothing.
 - "auto" (resnet.py): "chunked" on CPU, XLA's plain convolution on GPU and TPU (fast there).
 """
 import functools
@@ -40,7 +41,10 @@ def patches(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int],
   return jnp.concatenate(taps, axis=-1).reshape(-1, kh * kw * x.shape[-1])
 
 
-DW_CHUNK = 16  # Images per weight-gradient convolution in "chunked" (L2-sized at 32x32x64).
+# "chunked": output positions (images x Ho x Wo) per weight-gradient convolution, and the fewest
+# images per chunk (more chunks compile longer for little gain).
+DW_CHUNK_POSITIONS = 1024
+DW_MIN_CHUNK = 4
 
 
 def _dw_xla(x: Array, dy: Array, w: Array, strides: tuple[int, int], padding: Padding) -> Array:
@@ -56,20 +60,21 @@ def _dw_matmul(x: Array, dy: Array, w: Array, strides: tuple[int, int],
   return dw.reshape(w.shape)
 
 
-def num_chunks(batch: int, chunk: int = DW_CHUNK) -> int:
+def num_chunks(batch: int, chunk: int) -> int:
   """The most chunks of at least `chunk` images that divide `batch` evenly (1 if none)."""
   return max(n for n in range(1, max(1, batch // chunk) + 1) if batch % n == 0)
 
 
 def _dw_chunked(x: Array, dy: Array, w: Array, strides: tuple[int, int],
                 padding: Padding) -> Array:
-  """XLA's dW summed over chunks of about DW_CHUNK images.
+  """XLA's dW summed over chunks of max(DW_MIN_CHUNK, DW_CHUNK_POSITIONS / (Ho * Wo)) images.
 
   Chunk j holds images j, j + n, j + 2n... (a strided slice of x viewed as [B / n, n, ...]), so
   a batch sharded over devices stays sharded within each chunk; XLA fuses the slice into the
   transpose its weight-gradient convolution starts with.
   """
-  n = num_chunks(x.shape[0], DW_CHUNK)
+  chunk = max(DW_MIN_CHUNK, DW_CHUNK_POSITIONS // (dy.shape[1] * dy.shape[2]))
+  n = num_chunks(x.shape[0], chunk)
   xs = x.reshape(-1, n, *x.shape[1:])
   dys = dy.reshape(-1, n, *dy.shape[1:])
   return functools.reduce(jnp.add, [_dw_xla(xs[:, j], dys[:, j], w, strides, padding)
