@@ -39,7 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 250
   c.keep_checkpoints = 2
-  # A NaN/Inf loss or gradient: "stop", or "rollback" to the last checkpoint and skip the batch.
+  # A NaN/Inf loss, gradient or parameter: "stop", or "rollback" to the last checkpoint and skip
+  # the batch (sslax/recovery.py).
   c.nan_policy = dict(action="stop", max_rollbacks=3)
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()  # Replicated parameters: the model is tiny.

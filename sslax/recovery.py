@@ -1,5 +1,5 @@
-"""What the train loop does when a step's loss or gradient norm is not finite: stop, or roll back
-and skip the batch.
+"""What the train loop does when a step's loss, gradient norm or parameter norm is not finite:
+stop, or roll back and skip the batch.
 
 `config.nan_policy = dict(action="stop" | "rollback", max_rollbacks=3)`. "stop" (the default)
 ends the run with the step and what to change; the state is not saved. "rollback" restores the
@@ -23,9 +23,11 @@ ACTIONS = ("stop", "rollback")
 DEFAULT_POLICY = {"action": "stop", "max_rollbacks": 3}
 
 
-# The loss, and the gradient norm: a NaN input can leave the loss finite (a normalisation that
-# maps NaN features to zeros) while its gradient turns every parameter into NaN.
-WATCHED = ("loss", "grad_norm")
+# The loss; the gradient norm, since a NaN input can leave the loss finite (a normalisation that
+# maps NaN features to zeros) while its gradient is NaN; and the norm of the updated parameters,
+# which finite gradients can still make infinite (a huge learning rate): that state is never
+# saved, so the latest checkpoint is always one a rollback can continue from.
+WATCHED = ("loss", "grad_norm", "param_norm")
 
 
 class NonFiniteStep(FloatingPointError):
