@@ -57,14 +57,15 @@ def check_grad_accum(batch_size: int, grad_accum_steps: int, mesh: Mesh) -> None
   """Raises a one-line error unless every device's rows split into `grad_accum_steps` equal
   micro-batches (batch_size a multiple of grad_accum_steps x data x fsdp)."""
   check_steps(grad_accum_steps)
-  divisor = grad_accum_steps * parallel.batch_divisor(mesh)
+  devices = parallel.batch_divisor(mesh)
+  divisor = grad_accum_steps * devices
   if batch_size % divisor:
-    suggestion = max(divisor, batch_size // divisor * divisor)
+    rows = batch_size // devices  # Per device; batch_size itself is checked to divide.
+    fits = max(j for j in range(1, grad_accum_steps + 1) if rows % j == 0) if rows else 1
     raise ValueError(f"batch_size={batch_size} must be a multiple of grad_accum_steps x data x "
-                     f"fsdp = {grad_accum_steps} x {parallel.batch_divisor(mesh)} = {divisor} "
-                     f"so every micro-batch splits over the devices; try batch_size={suggestion}"
-                     f" or a grad_accum_steps that divides {batch_size} / "
-                     f"{parallel.batch_divisor(mesh)}")
+                     f"fsdp = {grad_accum_steps} x {devices} = {divisor} so every micro-batch "
+                     f"splits over the devices; try batch_size="
+                     f"{max(divisor, batch_size // divisor * divisor)} or grad_accum_steps={fits}")
 
 
 def uses_gradcache(method: PretextMethod) -> bool:

@@ -86,7 +86,8 @@ def test_micro_batches_stay_on_their_devices_and_merge_back():
 
 def test_bad_settings_fail_with_one_line_naming_the_keys():
   mesh = _mesh()
-  with pytest.raises(ValueError, match="batch_size=16 must be a multiple of grad_accum_steps"):
+  with pytest.raises(ValueError, match="batch_size=16 must be a multiple of grad_accum_steps x "
+                     "data x fsdp = 4 x 8 = 32 .*try batch_size=32 or grad_accum_steps=2$"):
     accumulate.check_grad_accum(16, 4, mesh)
   accumulate.check_grad_accum(32, 4, mesh)
   with pytest.raises(ValueError, match="grad_accum_steps must be a positive integer"):
