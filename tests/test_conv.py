@@ -62,8 +62,11 @@ def test_auto_is_chunked_on_cpu_and_names_are_checked():
 
 
 @pytest.mark.parametrize("weight_grad", ["matmul", "auto"])
-def test_encoder_with_faster_weight_gradient_has_the_same_parameters_and_gradients(weight_grad):
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 8, 8, 3)), jnp.float32)
+def test_encoder_with_faster_weight_gradient_has_the_same_parameters_and_gradients(
+    monkeypatch, weight_grad):
+  monkeypatch.setattr(conv_lib, "DW_CHUNK_POSITIONS", 1)  # "auto": two chunks of two images.
+  monkeypatch.setattr(conv_lib, "DW_MIN_CHUNK", 2)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 8, 8, 3)), jnp.float32)
   cfg = dict(name="resnet18", width=4, cifar_stem=True)
   xla, fast = make_encoder(cfg), make_encoder({**cfg, "conv_weight_grad": weight_grad})
   variables = xla.init(jax.random.key(0), x, train=False)
