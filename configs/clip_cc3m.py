@@ -42,6 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.checkpoint_every_steps = EPOCH
   c.keep_checkpoints = 3
+  c.grad_accum_steps = 1  # micro-batches a step (sslax/accumulate.py)
+  c.nan_policy = dict(action="stop", max_rollbacks=3)  # or "rollback" (sslax/recovery.py)
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()
 

@@ -39,6 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
+  c.grad_accum_steps = 1  # micro-batches a step (sslax/accumulate.py)
+  c.nan_policy = dict(action="stop", max_rollbacks=3)  # or "rollback" (sslax/recovery.py)
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding_rules = ()  # Replicated parameters: the model is tiny.
 

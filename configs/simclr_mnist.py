@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 250
   c.keep_checkpoints = 2
+  c.grad_accum_steps = 1  # micro-batches a step (sslax/accumulate.py)
   # A NaN/Inf loss, gradient or parameter: "stop", or "rollback" to the last checkpoint and skip
   # the batch (sslax/recovery.py).
   c.nan_policy = dict(action="stop", max_rollbacks=3)

@@ -45,6 +45,11 @@ def test_config_builds_its_method_and_state(path):
   jax.eval_shape(tx.init, params)
   assert float(schedule(config.total_steps // 2)) > 0
   assert config.total_steps > 0 and len(jax.tree.leaves(params)) > 0
+  # The run-wide keys exist in every config, so --config.grad_accum_steps=4 and
+  # --config.nan_policy.action=rollback reach them (ml_collections refuses unknown keys).
+  overridden = config_lib.with_overrides(config, {"grad_accum_steps": 4,
+                                                  "nan_policy.action": "rollback"})
+  assert overridden.grad_accum_steps == 4 and overridden.nan_policy.action == "rollback"
   # The docstring is the recipe's documentation: it names the command that runs it.
   with open(path) as f:
     assert "python -m sslax.train --config=configs/" + os.path.basename(path) in f.read()
