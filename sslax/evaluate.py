@@ -287,12 +287,12 @@ def protocol_text(cfg: dict[str, Any]) -> str:
 def _write_results(workdir: str, results: dict[str, Any], table: str, cfg: dict[str, Any]) -> None:
   """eval_results.json (every number and the settings) and eval_results.md (the table and the
   protocol in words); the table is printed too."""
-  with open(os.path.join(workdir, "eval_results.json"), "w") as f:
-    json.dump(results, f, indent=2)
-  with open(os.path.join(workdir, "eval_results.md"), "w") as f:
-    title, rows = table.split("\n", 1)  # A Markdown table needs a blank line above it.
-    f.write(f"# Evaluation of {workdir}\n\n{title}\n\n{rows}\n\nProtocol:\n"
-            f"{protocol_text(cfg)}\n")
+  checkpoint.write_atomically(os.path.join(workdir, "eval_results.json"),
+                              json.dumps(results, indent=2))
+  title, rows = table.split("\n", 1)  # A Markdown table needs a blank line above it.
+  checkpoint.write_atomically(os.path.join(workdir, "eval_results.md"),
+                              f"# Evaluation of {workdir}\n\n{title}\n\n{rows}\n\nProtocol:\n"
+                              f"{protocol_text(cfg)}\n")
   print(table)
 
 
@@ -346,8 +346,8 @@ def evaluate_all(workdir: str, overrides: dict[str, Any] | None = None) -> list[
     results = evaluate(workdir, step, overrides)
     curve.append({k: v for k, v in results.items()
                   if k == "step" or (isinstance(v, float | int) and not isinstance(v, bool))})
-  with open(os.path.join(workdir, "eval_curve.json"), "w") as f:
-    json.dump(curve, f, indent=2)
+  checkpoint.write_atomically(os.path.join(workdir, "eval_curve.json"),
+                              json.dumps(curve, indent=2))
   return curve
 
 

@@ -46,11 +46,19 @@ def truncate_after(path: str, step: int) -> None:
   if not os.path.exists(path):
     return
   with open(path) as f:
-    rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    rows = [line for line in f if (row := _parse(line)) is not None and row["step"] <= step]
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.writelines(rows)
   os.replace(tmp, path)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+  """A logged row, or None for a blank line or one cut off when the machine lost power."""
+  try:
+    return json.loads(line) if line.strip() else None
+  except json.JSONDecodeError:
+    return None
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:

@@ -23,8 +23,8 @@ from typing import Any
 import ml_collections
 from absl import app, flags
 
+from sslax import checkpoint, evaluate, train
 from sslax import config as config_lib
-from sslax import evaluate, train
 
 _GRID = flags.DEFINE_multi_string("grid", [], "KEY=[v1,v2,...]: values of one config key.")
 _RANGE = flags.DEFINE_multi_string("range", [], "KEY=[low,high]: a log-uniform range (bayes).")
@@ -68,8 +68,7 @@ def _run_trial(config: ml_collections.ConfigDict, trial_dir: str, values: dict[s
     print(f"{os.path.basename(trial_dir)}: {values}", flush=True)
     train.train(config_lib.with_overrides(config, values), trial_dir)
     results = evaluate.evaluate(trial_dir)
-    with open(values_path, "w") as f:
-      json.dump(values, f)
+    checkpoint.write_atomically(values_path, json.dumps(values))
   if metric not in results:
     raise KeyError(f"--metric={metric} is not in {results_path}; choose one of "
                    f"{sorted(k for k, v in results.items() if isinstance(v, float))}")
@@ -128,14 +127,14 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: dict[str, l
   else:
     raise config_lib.ConfigError(f"search={search!r}; use 'grid' or 'bayes'")
   rows.sort(key=lambda row: -row[metric])
-  with open(os.path.join(workdir, "sweep_results.json"), "w") as f:
-    json.dump(rows, f, indent=2)
+  checkpoint.write_atomically(os.path.join(workdir, "sweep_results.json"),
+                              json.dumps(rows, indent=2))
   columns = list(rows[0])
   table = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
   table += ["| " + " | ".join(f"{row.get(c, '')}" for c in columns) + " |" for row in rows]
-  with open(os.path.join(workdir, "sweep_results.md"), "w") as f:
-    f.write(f"{search} search of {config.method}, sorted by {metric}\n\n" +
-            "\n".join(table) + "\n")
+  checkpoint.write_atomically(os.path.join(workdir, "sweep_results.md"),
+                              f"{search} search of {config.method}, sorted by {metric}\n\n" +
+                              "\n".join(table) + "\n")
   print("\n".join(table))
   return rows
 
