@@ -34,9 +34,9 @@ from jax.extend import core as jcore
 #   H200 SXM: 989 bf16 dense, 67 float32, the H100 SXM's compute (H200 datasheet)
 #   H200 NVL: 835 bf16 dense, 60 float32 (H200 datasheet)
 #   cpu: the float32 4096^3 jnp.dot ceiling measured by benchmarks/matmul_peak.py on the
-#     2-core Intel Xeon of 2026-12-01: 77 GFLOP/s, the best of 7 calls while other jobs shared
-#     the cores (median 39; bf16 no faster). The 2-core AMD EPYC machines of 2026-11 reached
-#     377. A measured ceiling, not a spec: re-measure on a quiet machine, or pass --peak.
+#     2-core Intel Xeon of 2026-12-01: median 150 GFLOP/s at load 1.6 (other jobs still on the
+#     cores; 33-39 at load 10-20). The 2-core AMD EPYC machines of 2026-11 reached 377. A
+#     measured ceiling, not a spec: re-measure on a quiet machine, or pass --peak.
 PEAK_FLOPS: dict[str, dict[str, float]] = {
     "tpu v4": {"bfloat16": 275e12},
     "tpu v5 lite": {"bfloat16": 197e12},  # v5e's device_kind.
@@ -48,7 +48,7 @@ PEAK_FLOPS: dict[str, dict[str, float]] = {
     "h100": {"bfloat16": 989e12, "float32": 67e12},
     "h200 nvl": {"bfloat16": 835e12, "float32": 60e12},
     "h200": {"bfloat16": 989e12, "float32": 67e12},
-    "cpu": {"float32": 77e9, "bfloat16": 77e9},
+    "cpu": {"float32": 150e9, "bfloat16": 150e9},
 }
 
 
