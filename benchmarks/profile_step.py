@@ -150,7 +150,7 @@ def main() -> None:
   parser.add_argument("--num-local", type=int, default=0)
   parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-  parser.add_argument("--conv-weight-grad", default="xla")
+  parser.add_argument("--conv-weight-grad", default="auto")
   parser.add_argument("--steps", type=int, default=2, help="traced steps")
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--top", type=int, default=25, help="groups printed")

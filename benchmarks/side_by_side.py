@@ -29,7 +29,7 @@ PAIRS = {
         "SimCLR ResNet-18 (CIFAR stem), 2 x 32x32, batch 256, head 512-2048-128, LARS",
         ["throughput.py", "--method=simclr", "--backbone=resnet18", "--image-size=32",
          "--batch=256", "--optimizer=lars", "--set", "model.projector.hidden_dims=(2048,)",
-         "--conv-weight-grad=matmul"],  # sslax's CPU setting (sslax/models/conv.py).
+         "--conv-weight-grad=auto"],  # sslax's default: chunked on CPU (sslax/models/conv.py).
         ["--bench=simclr_resnet18", "--batch=256"]),
     "mae_vit_tiny": (
         "MAE ViT-Tiny/4, 32x32, batch 256, mask 0.75, decoder 128 wide x 2, AdamW",

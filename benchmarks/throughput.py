@@ -151,7 +151,7 @@ def main() -> None:
   parser.add_argument("--optimizer", default="lars", choices=("adamw", "lars", "lamb"))
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config field, e.g. model.projector.hidden_dims=(2048,)")
-  parser.add_argument("--conv-weight-grad", default="xla",
+  parser.add_argument("--conv-weight-grad", default="auto",
                       choices=("xla", "matmul", "chunked", "auto"))
   parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")

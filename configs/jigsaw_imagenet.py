@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="resnet50", width=64, cifar_stem=False, dtype="bfloat16",
-                         conv_weight_grad="xla")
+                         conv_weight_grad="auto")
   c.model.tile_head = dict(hidden_dims=(), out_dim=1024)  # fc6.
   c.model.classifier = dict(hidden_dims=(4096,))  # fc7, then fc8 over the permutations.
   c.jigsaw = dict(num_permutations=1000, tile_size=64, normalize_tiles=True)

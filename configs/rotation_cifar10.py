@@ -53,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = dict(name="resnet18", width=64, cifar_stem=True, dtype="float32",
-                         conv_weight_grad="xla")
+                         conv_weight_grad="auto")
   c.model.classifier = dict(hidden_dims=())  # The paper's linear rotation classifier.
 
   c.optimizer = dict(name="adamw", learning_rate=1e-3, weight_decay=5e-2, warmup_steps=0,

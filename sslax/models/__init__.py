@@ -31,21 +31,22 @@ def make_encoder(cfg: Mapping[str, Any]) -> nn.Module:
 
   `dtype` is the compute dtype, "float32" (default) or "bfloat16"; parameters stay float32.
   ResNets read `width` (64) and `cifar_stem` (False); small_cnn reads `widths` and
-  `convs_per_stage`; both read `conv_weight_grad` ("xla", or "matmul" for a faster weight
-  gradient on CPU, see sslax/models/conv.py). ViTs (vit_tiny/small/base/large, see
-  sslax/models/vit.py) read `patch_size` (16), `pos_embed` ("learned" or "sincos"), `pool` ("cls"
-  or "mean"), `freeze_patch_embed` (False), `remat` ("none", "full" or "dots_saveable": what
-  each block keeps for the backward pass), `scan_layers` (False; True stacks the blocks' params
-  under `blocks/` and compiles one block, see sslax/models/stack.py) and optional size overrides
-  `hidden_dim`, `depth`, `num_heads`, `mlp_dim` (4 x hidden_dim). Fields meant for another
-  encoder family are ignored, so one config can switch encoders by overriding only `name`.
+  `convs_per_stage`; both read `conv_weight_grad` ("auto", the default: "chunked" on CPU, XLA's
+  own convolution on GPU and TPU; or "xla", "matmul", "chunked", see sslax/models/conv.py).
+  ViTs (vit_tiny/small/base/large, see sslax/models/vit.py) read `patch_size` (16),
+  `pos_embed` ("learned" or "sincos"), `pool` ("cls" or "mean"), `freeze_patch_embed` (False),
+  `remat` ("none", "full" or "dots_saveable": what each block keeps for the backward pass),
+  `scan_layers` (False; True stacks the blocks' params under `blocks/` and compiles one block,
+  see sslax/models/stack.py) and optional size overrides `hidden_dim`, `depth`, `num_heads`,
+  `mlp_dim` (4 x hidden_dim). Fields meant for another encoder family are ignored, so one
+  config can switch encoders by overriding only `name`.
   """
   name = cfg["name"]
   dtype_name = cfg.get("dtype", "float32")
   if dtype_name not in _DTYPES:
     raise ValueError(f"Unknown dtype {dtype_name!r}; valid dtypes: {', '.join(_DTYPES)}")
   dtype = _DTYPES[dtype_name]
-  conv_weight_grad = cfg.get("conv_weight_grad", "xla")
+  conv_weight_grad = cfg.get("conv_weight_grad", "auto")
   if name == "small_cnn":
     kwargs = {"dtype": dtype, "convs_per_stage": int(cfg.get("convs_per_stage", 1)),
               "conv_weight_grad": conv_weight_grad}
