@@ -12,17 +12,18 @@ from sslax.step import make_train_step
 REPO = __file__.rsplit("/tests/", 1)[0]
 
 
-def run_steps(config, devices, num_steps=3, workdir=None):
-  """(losses, final params, final model_state, final extra) of `num_steps` steps on `devices`.
+def run_steps(config, devices, num_steps=3, workdir=None, mesh_axes=None, rules=()):
+  """(losses, final params, final model_state, final extra) of `num_steps` steps on `devices`
+  arranged as `mesh_axes` (default all data parallel), parameters laid out by `rules`.
 
   `workdir` is where a text method keeps its tokenizer."""
-  mesh = parallel.make_mesh({"data": -1}, devices=devices)
+  mesh = parallel.make_mesh(mesh_axes or {"data": -1}, devices=devices)
   method = get_method(config)
   source, views = train.pretrain_data(method, config, workdir)
   dataset = pipeline.train_dataset(source, views, config.batch_size, config.seed)
   sample = pipeline.sample_batch(source, views)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
-  _, shardings = state_lib.state_shardings(method, tx, sample, config.seed, mesh, ())
+  _, shardings = state_lib.state_shardings(method, tx, sample, config.seed, mesh, rules)
   state = state_lib.create_state(method, tx, sample, config.seed, shardings)
   step_fn = make_train_step(method, tx, schedule, mesh, shardings)
   losses = []
