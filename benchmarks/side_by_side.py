@@ -47,6 +47,11 @@ PAIRS = {
         "SimCLR two-view augmentation (MNIST recipe's spec), 32x32x3, batch 256, 2 workers",
         ["pipeline.py", "--workers=2", "--spec=mnist"],
         ["--bench=transform", "--workers=2", "--spec=mnist"]),
+    "transform_cifar": (
+        "SimCLR two-view augmentation (CIFAR recipe's spec, as lightly's), 32x32x3, batch 256, "
+        "2 workers",
+        ["pipeline.py", "--workers=2", "--spec=cifar"],
+        ["--bench=transform", "--workers=2", "--spec=cifar"]),
 }
 
 
@@ -82,7 +87,7 @@ def main() -> None:
   rows = []
   for bench in benches:
     what, jax_cmd, torch_flags = PAIRS[bench]
-    timing = ([f"--batches={args.batches}"] if bench == "transform" else
+    timing = ([f"--batches={args.batches}"] if bench.startswith("transform") else
               [f"--steps={args.steps}", f"--warmup={args.warmup}"])
     jax_rates, torch_rates = [], []
     for _ in range(args.rounds):
