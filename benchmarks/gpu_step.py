@@ -25,10 +25,7 @@ import numpy as np
 import throughput  # benchmarks/throughput.py, beside this script.
 
 from sslax import config as config_lib
-from sslax import optim, parallel
-from sslax import state as state_lib
 from sslax.methods import get_method
-from sslax.step import make_train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = {"mae": "mae_imagenet", "dino": "dino_imagenet"}
@@ -57,18 +54,12 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int,
             peak: float | None) -> dict:
   """Compiles the train step of `config` on all devices and times it on random views."""
   method = get_method(config)
-  mesh = parallel.make_mesh({"data": -1})
   rng = np.random.default_rng(0)
   views = method.views()
   host_batch = {"views": tuple(
       rng.normal(size=(config.batch_size, spec["size"], spec["size"], 3)).astype(np.float32)
       for spec in views)}
-  sample = jax.tree.map(lambda x: x[:2], host_batch)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
-  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
-  state = state_lib.create_state(method, tx, sample, 0, shardings)
-  step = make_train_step(method, tx, schedule, mesh, shardings)
-  batch = parallel.to_global(host_batch, mesh)
+  state, step, batch = throughput.build_step(method, config, host_batch)
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start

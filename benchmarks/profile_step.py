@@ -27,12 +27,9 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import BACKBONES, benchmark_config, random_batch  # noqa: E402
+from throughput import BACKBONES, benchmark_config, build_step, random_batch  # noqa: E402
 
-from sslax import optim, parallel  # noqa: E402
-from sslax import state as state_lib  # noqa: E402
 from sslax.methods import get_method  # noqa: E402
-from sslax.step import make_train_step  # noqa: E402
 
 # Source files that name a group, searched innermost stack frame first.
 SOURCE_GROUPS = (("sslax/models/conv.py", "conv weight gradient (im2col)"),
@@ -159,14 +156,8 @@ def main() -> None:
 
   config = benchmark_config(args)
   method = get_method(config)
-  mesh = parallel.make_mesh({"data": -1})
   host_batch = random_batch(args.method, config, args, np.random.default_rng(0), method.views())
-  sample = jax.tree.map(lambda x: x[:2], host_batch)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
-  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
-  state = state_lib.create_state(method, tx, sample, 0, shardings)
-  step = make_train_step(method, tx, schedule, mesh, shardings)
-  batch = parallel.to_global(host_batch, mesh)
+  state, step, batch = build_step(method, config, host_batch)
   compiled = step.lower(state, batch).compile()
   comps, frames = parse_hlo(compiled.as_text())
   instrs = {re.match(r"\s*(?:ROOT )?%(\S+) =", line)[1]: line for line in comps["ENTRY"]

@@ -102,6 +102,19 @@ def random_batch(method_name: str, config: ml_collections.ConfigDict, args: argp
           "next_sentence_label": rng.integers(0, 2, args.batch).astype(np.int32)}
 
 
+def build_step(method: Any, config: ml_collections.ConfigDict, host_batch: Any,
+               accum: int = 1) -> tuple[dict, Any, Any]:
+  """(initial state, jitted train step, global batch) of `method` on all devices, data
+  parallel: the step every benchmark script times, profiles or counts."""
+  mesh = parallel.make_mesh({"data": -1})
+  sample = jax.tree.map(lambda x: x[:2], host_batch)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
+  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
+  state = state_lib.create_state(method, tx, sample, 0, shardings)
+  step = make_train_step(method, tx, schedule, mesh, shardings, accum)
+  return state, step, parallel.to_global(host_batch, mesh)
+
+
 def flop_counts(method: Any, step: Any, compiled: Any, state: dict, batch: dict,
                 batch_size: int) -> dict:
   """FLOPs per example of the train step: analytic (forward of the loss, 3 x forward, the traced
@@ -163,17 +176,11 @@ def main() -> None:
 
   config = benchmark_config(args)
   method = get_method(config)
-  mesh = parallel.make_mesh({"data": -1})
   rng = np.random.default_rng(0)
   text = args.method in TEXT_CONFIGS
   host_batch = random_batch(args.method, config, args, rng, [] if text else method.views())
-  sample = jax.tree.map(lambda x: x[:2], host_batch)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps, config.batch_size)
-  _, shardings = state_lib.state_shardings(method, tx, sample, 0, mesh, ())
-  state = state_lib.create_state(method, tx, sample, 0, shardings)
+  state, step, batch = build_step(method, config, host_batch, args.accum)
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
-  step = make_train_step(method, tx, schedule, mesh, shardings, args.accum)
-  batch = parallel.to_global(host_batch, mesh)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
