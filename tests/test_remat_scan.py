@@ -29,14 +29,8 @@ from sslax.models.vit import VisionTransformer
 VIT = dict(patch_size=4, hidden_dim=16, depth=2, num_heads=4, mlp_dim=32)
 TEXT = dict(vocab_size=40, hidden_dim=16, depth=2, num_heads=2, mlp_dim=32, max_len=8)
 POLICIES = ("none", "full", "dots_saveable")
-TP_RULES = (
-  ("attn/(query|key|value)/kernel", (None, "tensor", None)),
-  ("attn/(query|value)/bias", ("tensor", None)),
-  ("attn/out/kernel", ("tensor", None, None)),
-  ("mlp/fc1/kernel", (None, "tensor")),
-  ("mlp/fc1/bias", ("tensor",)),
-  ("mlp/fc2/kernel", ("tensor", None)),
-)
+# The ViT recipes' tensor-parallel rules: heads and MLP units over `tensor`.
+TP_RULES = tuple(config_lib.load_config(f"{REPO}/configs/mae_imagenet.py").sharding_rules)
 
 
 def _images(shape=(8, 8, 12, 3)) -> jax.Array:
