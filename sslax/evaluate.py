@@ -34,6 +34,7 @@ from sslax.evals import (
   zeroshot,
 )
 from sslax.evals import text as text_eval
+from sslax.evals import video as video_eval
 from sslax.methods import get_method
 
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default the latest.")
@@ -45,7 +46,7 @@ _EVAL = flags.DEFINE_multi_string(
     "--eval=probe_data.train=labels.tsv")
 
 EVALUATORS = ("knn", "linear", "fewshot", "collapse", "finetune", "retrieval", "pretext",
-              "linear_augmented", "zeroshot")
+              "linear_augmented", "zeroshot", "video")
 
 EVAL_DEFAULTS = {# Which evaluators run, by name (all but the slow augmented probe by default).
                  "evaluators": ["knn", "linear", "fewshot", "collapse", "finetune", "retrieval",
@@ -173,6 +174,10 @@ def evaluate(workdir: str, step: int | None = None,
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
+  if hasattr(method, "video_eval"):  # Video methods: digit, frame-order and next-frame probes.
+    results = video_eval.evaluate_video(method, config, cfg, step, trained, initial, mesh)
+    _write_results(workdir, results, video_eval.results_table(results), cfg)
+    return results
   if hasattr(method, "pair_eval_data"):  # Image-text methods (CLIP): zero-shot and retrieval.
     results = zeroshot.evaluate_pairs(method, config, cfg, workdir, step, trained, initial, mesh,
                                       protocol)
