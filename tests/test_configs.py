@@ -20,6 +20,8 @@ CONFIGS = sorted(glob.glob(f"{REPO}/configs/*.py"))
 
 
 def synthetic_batch(method, config):
+  if hasattr(method, "synthetic_batch"):  # Video methods: frames of their own example shapes.
+    return method.synthetic_batch(2)
   if config.method in ("mlm", "gpt"):  # Text: token ids of the configured length.
     ids = np.full((2, config.data.seq_len), 5, np.int32)
     return {"input_ids": ids, "attention_mask": np.ones_like(ids),
