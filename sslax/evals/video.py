@@ -13,8 +13,10 @@ for the trained encoder and the run's initial weights (random init), on three ta
   frames (standardised, concatenated) to the pixels of the next frame (the evaluation view in
   [0, 1]); mean squared error on held-out clips, beside copying the last context frame.
 
-Plus the method's own loss and metrics on held-out clips (`pretext`): the frame-order method's
-accuracy, the future-frame method's latent error.
+The digit and frame-order probes also run on raw pixels (a clip's mean frame; the tuple's
+frames). RankMe (Garrido et al. 2023) of the held-out frame features shows collapse. Plus the
+method's own loss and metrics on held-out clips (`pretext`): the frame-order
+method's accuracy, the future-frame method's latent error.
 """
 import functools
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 import optax
 
 from sslax.data import video, video_examples, video_ops
-from sslax.evals import linear, pretext, probe_data
+from sslax.evals import collapse, linear, pretext, probe_data
 
 EVAL_KEYS = {"video_train_clips": 1000, "video_test_clips": 500, "video_context": 4,
              "video_tuples_per_clip": 4, "video_ridge_l2": 10.0, "video_probe_steps": 500}
@@ -117,7 +119,7 @@ def clip_arrays(source: Any, count: int, spec: Any) -> tuple[np.ndarray, np.ndar
 def evaluate_video(method, config, cfg: dict[str, Any], step: int, trained, initial,
                    mesh) -> dict[str, Any]:
   """The tasks above for the trained and the initial state; keys prefixed "" and
-  "random_init_", plus "copy_last_frame_next_frame_mse"."""
+  "random_init_", plus "raw_pixels_" probes and "copy_last_frame_next_frame_mse"."""
   cfg = {**EVAL_KEYS, **cfg}
   data, spec, seed = config.data, config.data.augment, config.seed
   train_src = video.make_video_source(data, "train")
@@ -134,6 +136,7 @@ def evaluate_video(method, config, cfg: dict[str, Any], step: int, trained, init
                                       cfg["batch_size"], mesh)
       return f.reshape(*views.shape[:2], -1)
     train_f, test_f = features(train_v), features(test_v)
+    results[f"{prefix}frame_rankme"] = collapse.rankme(test_f.reshape(-1, test_f.shape[-1]))
     if train_y.shape[1]:
       scores = multilabel_probe(train_f.mean(1), train_y, test_f.mean(1), test_y, 10,
                                 cfg["video_probe_steps"])
@@ -155,16 +158,37 @@ def evaluate_video(method, config, cfg: dict[str, Any], step: int, trained, init
           cfg["pretext_batches"])
       results.update({f"{prefix}heldout_{key}": v for key, v in scores.items()})
   results["copy_last_frame_next_frame_mse"] = float(np.mean((nf_test[2] - nf_test[1]) ** 2))
+  results.update(_raw_pixel_scores(train_v, train_y, test_v, test_y, cfg, seed))
   return results
+
+
+def _raw_pixel_scores(train_v, train_y, test_v, test_y, cfg, seed) -> dict[str, float]:
+  """The digit and frame-order probes on the evaluation views' pixels as features."""
+  train_f, test_f = (v.reshape(*v.shape[:2], -1) for v in (train_v, test_v))
+  out = {}
+  if train_y.shape[1]:
+    scores = multilabel_probe(train_f.mean(1), train_y, test_f.mean(1), test_y, 10,
+                              cfg["video_probe_steps"])
+    out.update({f"raw_pixels_digits_{key}": v for key, v in scores.items()})
+  probe = linear.linear_probe(*order_probe_inputs(train_f, cfg["video_tuples_per_clip"], seed),
+                              *order_probe_inputs(test_f, cfg["video_tuples_per_clip"], seed + 1),
+                              2, steps=cfg["linear_steps"],
+                              learning_rate=cfg["linear_learning_rate"],
+                              weight_decay=cfg["linear_weight_decay"])
+  out["raw_pixels_order_probe_accuracy"] = float(probe["test_top1"])
+  return out
 
 
 def results_table(results: dict[str, Any]) -> str:
   """A Markdown table: every task's number for the trained and the random-init encoder."""
-  keys = sorted(k for k in results if k.startswith(("digits_", "order_", "next_", "heldout_")))
+  keys = sorted(k for k in results
+                if k.startswith(("digits_", "order_", "next_", "heldout_", "frame_")))
   lines = [f"step {results['step']}: {results['train_clips']} training / "
            f"{results['test_clips']} held-out clips of {results['frames']} frames; next frame: "
            f"copying the last frame gives MSE {results['copy_last_frame_next_frame_mse']:.4f}",
            "| encoder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-  for name, p in (("pretrained", ""), ("random init", "random_init_")):
-    lines.append(f"| {name} | " + " | ".join(f"{results[p + k]:.4f}" for k in keys) + " |")
+  for name, p in (("pretrained", ""), ("random init", "random_init_"), ("raw pixels",
+                                                                         "raw_pixels_")):
+    lines.append(f"| {name} | " + " | ".join(
+        f"{results[p + k]:.4f}" if p + k in results else "" for k in keys) + " |")
   return "\n".join(lines)

@@ -84,7 +84,7 @@ class Method(VideoData):
     return z.reshape(b, n, -1), state
 
   def loss(self, params, model_state, extra, batch, rng, step):
-    del rng
+    del rng, step
     frames = batch["frames"]
     context, future = frames[:, :self.context], frames[:, self.context:]
     z, online_state = self._embed(params["online"], model_state["online"], context)
@@ -92,7 +92,7 @@ class Method(VideoData):
                                          model_state["predictor"], z, train=True)
     targets, target_state = self._embed(extra["params"], extra["state"], future)
     loss = future_loss(predicted, jax.lax.stop_gradient(targets))
-    metrics = {"future_cosine": 1.0 - loss / 2.0, "target_momentum": self.momentum(step)}
+    metrics = {"future_cosine": 1.0 - loss / 2.0}
     new_state = {"online": online_state, "predictor": pred_state}
     return loss, (metrics, new_state, {**extra, "state": target_state})
 
