@@ -33,6 +33,7 @@ from sslax.evals import (
   retrieval,
   zeroshot,
 )
+from sslax.evals import ranking as ranking_eval
 from sslax.evals import text as text_eval
 from sslax.evals import video as video_eval
 from sslax.methods import get_method
@@ -46,7 +47,7 @@ _EVAL = flags.DEFINE_multi_string(
     "--eval=probe_data.train=labels.tsv")
 
 EVALUATORS = ("knn", "linear", "fewshot", "collapse", "finetune", "retrieval", "pretext",
-              "linear_augmented", "zeroshot", "video")
+              "linear_augmented", "zeroshot", "video", "ranking")
 
 EVAL_DEFAULTS = {# Which evaluators run, by name (all but the slow augmented probe by default).
                  "evaluators": ["knn", "linear", "fewshot", "collapse", "finetune", "retrieval",
@@ -174,6 +175,10 @@ def evaluate(workdir: str, step: int | None = None,
   method = get_method(config)
   mesh = parallel.make_mesh(config.get("mesh", {"data": -1}))
   step, trained, initial = trained_and_initial(method, config, workdir, step, mesh)
+  if hasattr(method, "ranking_eval"):  # Recommendation: leave-one-out next-item ranking.
+    results = ranking_eval.evaluate_ranking(method, config, cfg, step, trained, initial, mesh)
+    _write_results(workdir, results, ranking_eval.results_table(results), cfg)
+    return results
   if hasattr(method, "video_eval"):  # Video methods: digit, frame-order and next-frame probes.
     results = video_eval.evaluate_video(method, config, cfg, step, trained, initial, mesh)
     _write_results(workdir, results, video_eval.results_table(results), cfg)
