@@ -129,28 +129,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   running = np.zeros(len(pairs))
   episodes: list[list[tuple[int, float]]] = [[] for _ in pairs]
   metrics: dict[str, Any] = {}
-  metrics_file = open(os.path.join(workdir, "metrics.jsonl"), "w")
-  for step in range(1, config.total_steps + 1):
-    actions = _eps_greedy(agent, states["params"], obs, epsilon(step, cfg), rng)
-    next_obs = np.empty_like(obs)
-    rewards, terminals = np.zeros(len(pairs)), np.zeros(len(pairs))
-    ended = np.zeros(len(pairs), bool)
-    for a, env in enumerate(envs):
-      next_obs[a], rewards[a], terminals[a], truncated = env.step(actions[a])
-      running[a] += rewards[a]
-      ended[a] = terminals[a] or truncated
-      if ended[a]:
-        episodes[a].append((step, running[a]))
-        running[a] = 0.0
-    buffer.add(obs, actions, rewards, next_obs, terminals)
-    obs = next_obs
-    for a in np.flatnonzero(ended):
-      obs[a] = envs[a].reset()
-    if step >= cfg.learning_starts and step % cfg.train_every == 0:
-      states, metrics = agent.update(states, buffer.sample(rng, config.batch_size), curl_weights)
-    if step % config.log_every_steps == 0:
-      _log(metrics_file, step, weights, pairs, episodes, metrics, time.time() - start)
-  metrics_file.close()
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as metrics_file:
+    for step in range(1, config.total_steps + 1):
+      actions = _eps_greedy(agent, states["params"], obs, epsilon(step, cfg), rng)
+      next_obs = np.empty_like(obs)
+      rewards, terminals = np.zeros(len(pairs)), np.zeros(len(pairs))
+      ended = np.zeros(len(pairs), bool)
+      for a, env in enumerate(envs):
+        next_obs[a], rewards[a], terminals[a], truncated = env.step(actions[a])
+        running[a] += rewards[a]
+        ended[a] = terminals[a] or truncated
+        if ended[a]:
+          episodes[a].append((step, running[a]))
+          running[a] = 0.0
+      buffer.add(obs, actions, rewards, next_obs, terminals)
+      obs = next_obs
+      for a in np.flatnonzero(ended):
+        obs[a] = envs[a].reset()
+      if step >= cfg.learning_starts and step % cfg.train_every == 0:
+        states, metrics = agent.update(states, buffer.sample(rng, config.batch_size), curl_weights)
+      if step % config.log_every_steps == 0:
+        _log(metrics_file, step, weights, pairs, episodes, metrics, time.time() - start)
   train_seconds = time.time() - start
 
   eval_envs = [envs_lib.make_env(config.env, _env_seed(config, s) + 10**6) for s, _ in pairs]
