@@ -14,9 +14,9 @@ def base_config(contrastive_weight: float, variant: str | None = None
   c.method = "sasrec"
   c.seed = 0
   c.batch_size = 128
-  c.total_steps = 1600
+  c.total_steps = 800
   c.log_every_steps = 100
-  c.checkpoint_every_steps = 800
+  c.checkpoint_every_steps = 400
   c.keep_checkpoints = 2
   c.grad_accum_steps = 1
   c.nan_policy = dict(action="stop", max_rollbacks=3)
@@ -41,7 +41,7 @@ def base_config(contrastive_weight: float, variant: str | None = None
   c.sasrec = dict(contrastive_weight=contrastive_weight, temperature=0.5, crop_eta=0.6,
                   mask_gamma=0.3, reorder_beta=0.6)
   c.optimizer = dict(name="adamw", learning_rate=1e-3, b1=0.9, b2=0.98, weight_decay=0.0,
-                     warmup_steps=100, end_lr_fraction=0.0, grad_clip_norm=None)
+                     warmup_steps=50, end_lr_fraction=0.0, grad_clip_norm=None)
   c.eval = dict(evaluators=["ranking"], ranking_ks=[5, 10, 20], batch_size=256)
 
   if variant == "tiny":
