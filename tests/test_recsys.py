@@ -140,8 +140,10 @@ def test_losses_against_numpy(log_path):
            "view_a": np.array([[0, 0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 3, 5, 1]]),
            "view_b": np.array([[0, 0, 0, 0, 0, 0, 2, 1], [0, 0, 0, 0, 0, 0, 4, 1]])}
   params, state, extra = method.init(jax.random.key(0), batch)
-  loss, (metrics, _, _) = method.loss(params, state, extra, batch, jax.random.key(1), 0)
-  hidden = np.asarray(method.hidden(params, batch["input_ids"], train=False), np.float64)
+  # Jitted: one cached compilation instead of many eager ops.
+  loss, (metrics, _, _) = jax.jit(method.loss)(params, state, extra, batch, jax.random.key(1), 0)
+  hidden = np.asarray(jax.jit(method.hidden, static_argnames="train")(
+      params, batch["input_ids"], train=False), np.float64)
   table = np.asarray(params["encoder"]["token_embed"]["embedding"], np.float64)
   logits = hidden @ table[1:5].T  # Items 1..4: neither padding nor the mask token (5).
   rows, cols = np.nonzero(batch["targets"])
@@ -149,14 +151,14 @@ def test_losses_against_numpy(log_path):
   log_norm = np.log(np.exp(logits[rows, cols]).sum(-1))
   next_ref = np.mean(log_norm - picked)
   np.testing.assert_allclose(metrics["next_item_loss"], next_ref, rtol=1e-5)
-  ends = [np.asarray(method.features(params, state, batch[k]), np.float64)
+  ends = [np.asarray(jax.jit(method.features)(params, state, batch[k]), np.float64)
           for k in ("view_a", "view_b")]
   contrastive_ref = _nt_xent_reference(*ends, method.temperature)
   np.testing.assert_allclose(metrics["contrastive_loss"], contrastive_ref, rtol=1e-5)
   np.testing.assert_allclose(loss, next_ref + 0.3 * contrastive_ref, rtol=1e-5)
   plain = _tiny_method(log_path, weight=0.0)
-  plain_loss, (plain_metrics, _, _) = plain.loss(params, state, extra, batch,
-                                                 jax.random.key(1), 0)
+  plain_loss, (plain_metrics, _, _) = jax.jit(plain.loss)(params, state, extra, batch,
+                                                          jax.random.key(1), 0)
   np.testing.assert_allclose(plain_loss, next_ref, rtol=1e-5)
   assert "contrastive_loss" not in plain_metrics
 
