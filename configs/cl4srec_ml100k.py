@@ -19,7 +19,7 @@ Measured 2026-12-02 on the shared 2-core machine (other jobs running, load 5-12)
 History removed ("unseen_" keys): SASRec 0.176 / 0.182 HR@10, CL4SRec 0.121 / 0.135,
 popularity 0.084. The contrastive term did not help here: it lowered HR@10 by 0.03 in both
 seeds (its training next-item loss ended where SASRec's did, 5.42). Training took 255-262 s
-(SASRec) and 484 s (CL4SRec) of CPU time; wall time on this loaded machine was 12-19 min,
+(SASRec) and 484-521 s (CL4SRec) of CPU time; wall time on this loaded machine was 12-19 min,
 so re-measure on a quiet one with the commands above.
 """
 import ml_collections
