@@ -364,7 +364,8 @@ def test_online_eval_specs_are_checked():
 @pytest.mark.slow
 def test_plot_writes_every_picture_as_a_png(tmp_path):
   _train_with_online_evals(tmp_path, log_every=1, rank_every=2)
-  evaluate.evaluate_all(str(tmp_path), overrides={"finetune_steps": 0, "linear_steps": 5})
+  evaluate.evaluate_all(str(tmp_path), overrides={"evaluators": ["knn", "linear"],
+                                                  "linear_steps": 5})
   paths = plot.plot_run(str(tmp_path), map_points=60)
   assert sorted(paths) == ["embedding_map", "evals", "rank", "training"]
   for path in paths.values():
