@@ -19,8 +19,9 @@ from sslax import config as config_lib  # noqa: E402
 
 @pytest.mark.slow
 def test_gpu_step_smoke():
-  # One device, as on the GPU; the compilation cache of the other tests (tests/conftest.py).
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_COMPILATION_CACHE_DIR": CACHE,
+  # One device, as on the GPU; -O0 and the compilation cache of the other tests (conftest.py).
+  env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0",
+         "JAX_COMPILATION_CACHE_DIR": CACHE,
          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
   done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "gpu_step.py"), "--smoke",
                          "--peak=1e12"], capture_output=True, text=True, env=env, check=True)

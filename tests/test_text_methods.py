@@ -117,8 +117,8 @@ def test_text_run_resumes_to_the_same_losses(tmp_path):
   rows = [f"the river flows past the old city number {i}\triver" for i in range(10)] + \
       [f"scientists found a new painting in the museum {i}\tart" for i in range(10)]
   (tmp_path / "labels.tsv").write_text("text\tlabel\n" + "\n".join(rows) + "\n")
-  results = evaluate.evaluate(str(cut), overrides=evaluate.parse_eval_overrides(
-      [f"probe_data.train={tmp_path / 'labels.tsv'}", "finetune_steps=0"]))
+  results = evaluate.evaluate(str(cut), overrides={**evaluate.parse_eval_overrides(
+      [f"probe_data.train={tmp_path / 'labels.tsv'}"]), "evaluators": ["linear"]})
   assert results["probe"] == f"2 labels of {tmp_path / 'labels.tsv'}"
   assert (results["train_examples"], results["test_examples"]) == (16, 4)
   assert "finetune_top1" not in results and 0.0 <= results["linear_top1"] <= 1.0
