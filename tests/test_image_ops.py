@@ -26,18 +26,17 @@ def _rng(seed: int = 0) -> np.random.Generator:
   return np.random.default_rng(seed)
 
 
-def _random_ops(image):
-  """Every random op at probability 1, as name -> output for one seed."""
-  return {
-      "crop": ops.random_resized_crop(image, _rng(), 16),
-      "flip": ops.horizontal_flip(image, _rng(), p=1.0),
-      "jitter": ops.color_jitter(image, _rng(), p=1.0),
-      "gray": ops.random_grayscale(image, _rng(), p=1.0),
-      "blur": ops.gaussian_blur(image, _rng(), p=1.0),
-      "solarize": ops.solarize(image, _rng(), p=1.0),
-      "rotation": ops.random_rotation(image, _rng(), p=1.0),
-      "noise": ops.gaussian_noise(image, _rng(), p=1.0),
-  }
+CROP_ONLY = dict(size=16, flip_p=0, jitter_p=0, grayscale_p=0, mean=(0,), std=(1,))
+ONE_OP = {"crop": {}, "flip": dict(flip_p=1.0), "jitter": dict(jitter_p=1.0),
+          "gray": dict(grayscale_p=1.0), "blur": dict(blur_p=1.0, blur_sigma=(1.0, 2.0)),
+          "solarize": dict(solarize_p=1.0),
+          "rotation": dict(rotation_degrees=15.0), "noise": dict(noise_p=1.0)}
+
+
+def _random_ops(image, seed=0):
+  """The crop followed by each random op at probability 1 (unnormalised), as name -> output."""
+  return {name: ops.augment(image, _rng(seed), {**CROP_ONLY, **extra})
+          for name, extra in ONE_OP.items()}
 
 
 def test_to_float():
@@ -52,8 +51,7 @@ def test_random_ops_shape_dtype_range_and_no_mutation(c):
   image = _image(c)
   before = image.copy()
   for name, out in _random_ops(image).items():
-    expected = (16, 16, c) if name == "crop" else image.shape
-    assert out.shape == expected and out.dtype == np.float32, name
+    assert out.shape == (16, 16, c) and out.dtype == np.float32, name
     assert out.min() >= 0 and out.max() <= 1, name
     assert not np.shares_memory(out, image), name
   np.testing.assert_array_equal(image, before)
@@ -68,13 +66,52 @@ def test_random_ops_deterministic_per_seed():
   assert not np.allclose(a, ops.augment(image, _rng(2), EVERYTHING))
 
 
-def test_probability_zero_ops_are_identities():
+def test_each_random_op_is_its_deterministic_op_on_the_crop_with_the_drawn_parameter():
   image = _image(3)
-  for out in [ops.horizontal_flip(image, _rng(), p=0), ops.color_jitter(image, _rng(), p=0),
-              ops.random_grayscale(image, _rng(), p=0), ops.gaussian_blur(image, _rng(), p=0),
-              ops.solarize(image, _rng(), p=0), ops.random_rotation(image, _rng(), p=0),
-              ops.gaussian_noise(image, _rng(), p=0)]:
-    np.testing.assert_array_equal(out, image)
+  views = _random_ops(image)
+  crop = views["crop"]
+  draws = {name: ops.draw_view(image, _rng(), {**CROP_ONLY, **extra})
+           for name, extra in ONE_OP.items()}
+  np.testing.assert_array_equal(views["flip"], crop[:, ::-1])
+  np.testing.assert_array_equal(views["gray"], ops.grayscale(crop))
+  np.testing.assert_array_equal(views["solarize"], ops.solarize(crop))
+  np.testing.assert_array_equal(views["rotation"], ops.rotate(crop, draws["rotation"]["rotate"]))
+  np.testing.assert_array_equal(views["blur"], ops.blur(crop, draws["blur"]["blur_sigma"]))
+  np.testing.assert_array_equal(views["noise"], np.clip(crop + draws["noise"]["noise"], 0, 1))
+  jittered = crop
+  for op, factor in zip(draws["jitter"]["jitter_op"], draws["jitter"]["jitter_factor"],
+                        strict=True):
+    jittered = ops.JITTER_OPS[op](jittered, factor)
+  np.testing.assert_array_equal(views["jitter"], jittered)
+  assert sorted(draws["jitter"]["jitter_op"]) == [0, 1, 2, 3]  # All four, in a random order.
+  for name, view in views.items():
+    assert name == "crop" or not np.allclose(view, crop), name
+
+
+@pytest.mark.parametrize("c,shape", [(1, (28, 28)), (3, (40, 36)), (3, (17, 23))])
+def test_batched_views_equal_per_image_views_bit_for_bit(c, shape):
+  """finish_views over a batch of draw_view outputs == augment image by image: the training
+  pipeline's batched path gives exactly the views of the per-record one."""
+  images = np.random.default_rng(3).random((40, *shape, c), dtype=np.float32)  # > CHUNK.
+  spec = dict(EVERYTHING, size=12, saturation=0.4, hue=0.1, solarize_p=0.5, grayscale_p=0.3,
+              rotation_p=0.6, mean=(0.4,), std=(0.2,))
+  per_image = np.stack([ops.augment(x, _rng(i), spec) for i, x in enumerate(images)])
+  drawn = [ops.draw_view(x, _rng(i), spec) for i, x in enumerate(images)]
+  batched = ops.finish_views({k: np.stack([d[k] for d in drawn]) for k in drawn[0]}, spec)
+  np.testing.assert_array_equal(batched, per_image)
+  coins = {k: np.stack([d[k] for d in drawn]) for k in ("flip", "grayscale", "noise_on")}
+  assert all(0 < v.sum() < len(images) for v in coins.values())  # Both branches exercised.
+
+
+def test_batched_pixel_ops_take_one_parameter_per_image():
+  images = np.random.default_rng(4).random((5, 12, 10, 3), dtype=np.float32)
+  f = np.linspace(0.3, 1.7, 5)
+  for op, values in [(ops.rotate, 20 * f), (ops.blur, f), (ops.adjust_brightness, f),
+                     (ops.adjust_contrast, f), (ops.adjust_saturation, f),
+                     (ops.adjust_hue, 0.3 * (f - 1))]:
+    batched = op(images, values)
+    for i in range(5):
+      np.testing.assert_array_equal(batched[i], op(images[i], values[i]), err_msg=op.__name__)
 
 
 def test_sample_crop_box_statistics():
@@ -121,18 +158,12 @@ def test_center_crop():
     ops.center_crop(image, 9)
 
 
-def test_flip_with_p1_mirrors():
-  image = _image(3)
-  np.testing.assert_array_equal(ops.horizontal_flip(image, _rng(), p=1.0), image[:, ::-1])
-
-
 @pytest.mark.parametrize("c", [1, 3])
 def test_neutral_adjustments_are_identities(c):
   image = _image(c)
   for out in [ops.adjust_brightness(image, 1.0), ops.adjust_contrast(image, 1.0),
               ops.adjust_saturation(image, 1.0), ops.adjust_hue(image, 0.0),
-              ops.adjust_hue(image, 1.0),  # A full turn.
-              ops.color_jitter(image, _rng(), 0, 0, 0, 0, p=1.0)]:
+              ops.adjust_hue(image, 1.0)]:  # A full turn.
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, image, atol=1e-6)
 
@@ -160,28 +191,37 @@ def test_hue_shift_known_colours_and_colorsys():
     np.testing.assert_allclose(ops.adjust_hue(image, delta).reshape(-1, 3), expected, atol=1e-5)
 
 
+def _jitter(image, seed=0, **strengths):
+  """The colour jitter alone (probability 1, the whole image kept, unnormalised)."""
+  spec = dict(CROP_ONLY, size=image.shape[0], crop_scale=(1, 1), crop_ratio=(1, 1), jitter_p=1.0,
+              **{"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, **strengths})
+  return ops.augment(image, _rng(seed), spec)
+
+
 def test_color_jitter_changes_image_and_only_colour_ops_touch_gray():
-  image = _image(3)
-  assert not np.allclose(ops.color_jitter(image, _rng(), p=1.0), image)
-  gray = _image(1)
+  image = _image(3, 16, 16)
+  np.testing.assert_allclose(_jitter(image), image, atol=1e-6)  # All strengths 0: identity.
+  assert not np.allclose(_jitter(image, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+                         image)
+  gray = _image(1, 16, 16)
   # Saturation and hue are no-ops on one channel; brightness/contrast still apply.
-  np.testing.assert_allclose(ops.color_jitter(gray, _rng(), 0, 0, 0.9, 0.5, p=1.0), gray)
-  assert not np.allclose(ops.color_jitter(gray, _rng(), brightness=0.5, p=1.0), gray)
+  np.testing.assert_allclose(_jitter(gray, saturation=0.9, hue=0.5), gray, atol=1e-6)
+  assert not np.allclose(_jitter(gray, brightness=0.5), gray)
   # Hue deltas go both ways: red turns towards green (delta > 0) or blue (delta < 0).
-  red = np.array([[[1.0, 0.0, 0.0]]], np.float32)
-  shifted = np.array([ops.color_jitter(red, _rng(s), 0, 0, 0, 0.1, p=1.0)[0, 0]
-                      for s in range(20)])
+  red = np.zeros((4, 4, 3), np.float32)
+  red[..., 0] = 1
+  shifted = np.array([_jitter(red, s, hue=0.1)[0, 0] for s in range(20)])
   assert (shifted[:, 1] > 0).any() and (shifted[:, 2] > 0).any()
 
 
 def test_grayscale_uses_luma():
   image = _image(3)
-  out = ops.random_grayscale(image, _rng(), p=1.0)
+  out = ops.grayscale(image)
   expected = 0.299 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]
   for ch in range(3):
     np.testing.assert_allclose(out[..., ch], expected, atol=1e-6)
   gray = _image(1)
-  np.testing.assert_array_equal(ops.random_grayscale(gray, _rng(), p=1.0), gray)
+  np.testing.assert_array_equal(ops.grayscale(gray), gray)
 
 
 def test_gaussian_blur():
@@ -189,17 +229,17 @@ def test_gaussian_blur():
   assert kernel.shape == (7,) and abs(kernel.sum() - 1) < 1e-6
   np.testing.assert_allclose(kernel, kernel[::-1])
   constant = np.full((20, 30, 3), 0.3, np.float32)
-  np.testing.assert_allclose(ops.gaussian_blur(constant, _rng(), p=1.0), constant, atol=1e-6)
+  np.testing.assert_allclose(ops.blur(constant, 1.3), constant, atol=1e-6)
   image = _image(3, 64, 64)
-  blurred = ops.gaussian_blur(image, _rng(), sigma=(2.0, 2.0), p=1.0)
+  blurred = ops.blur(image, 2.0)
   assert blurred.std() < 0.5 * image.std()
   assert abs(blurred.mean() - image.mean()) < 0.01
 
 
 def test_solarize():
   image = _image(3)
-  np.testing.assert_array_equal(ops.solarize(image, _rng(), p=1.0, threshold=1.1), image)
-  out = ops.solarize(image, _rng(), p=1.0, threshold=0.5)
+  np.testing.assert_array_equal(ops.solarize(image, threshold=1.1), image)
+  out = ops.solarize(image, threshold=0.5)
   np.testing.assert_allclose(out, np.where(image >= 0.5, 1 - image, image))
 
 
@@ -211,15 +251,14 @@ def test_rotation():
   out = ops.rotate(constant, 30.0)
   np.testing.assert_allclose(out[5:16, 5:16], 0.7, atol=1e-6)  # Interior stays constant.
   assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 0  # Corners come from outside: zero fill.
-  sampled = ops.random_rotation(constant, _rng(), degrees=0.0)
-  np.testing.assert_array_equal(sampled, constant)
 
 
 def test_gaussian_noise():
   image = np.full((64, 64, 1), 0.5, np.float32)
-  out = ops.gaussian_noise(image, _rng(), std=0.05, p=1.0)
+  spec = dict(CROP_ONLY, size=64, crop_scale=(1, 1), crop_ratio=(1, 1), noise_p=1.0)
+  out = ops.augment(image, _rng(), dict(spec, noise_std=0.05))
   assert abs((out - image).std() - 0.05) < 0.005
-  assert ops.gaussian_noise(image, _rng(), std=1.0, p=1.0).max() <= 1.0
+  assert ops.augment(image, _rng(), dict(spec, noise_std=1.0)).max() <= 1.0
 
 
 def test_normalize():
