@@ -29,4 +29,4 @@ evaluate: setup
 
 test: setup
 	$(VENV)/bin/ruff check sslax tests benchmarks configs
-	$(PY) -m pytest -q -n 2 --durations=25
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=25

@@ -50,9 +50,10 @@ def train_and_evaluate(config_path, workdir, **overrides):
 
   Returns (per-step metric rows, evaluation results). Checks the parts every method shares:
   finite losses at every step, both checkpoints kept, results for the three feature sets.
-  Evaluation runs the kNN, linear and pretext evaluators only: the others (fine-tuning,
-  few-shot, collapse, retrieval) are the same code for every method and are tested once, on
-  SimCLR, by tests/test_train.py (and unit-tested in test_fewshot/collapse/retrieval.py).
+  Evaluation runs the kNN (without its k/T sweep), linear and pretext (4 held-out batches)
+  evaluators only: the others (fine-tuning, few-shot, collapse, retrieval) and the full kNN
+  sweep are the same code for every method and are tested once, on SimCLR, by
+  tests/test_train.py (and unit-tested in test_fewshot/collapse/retrieval/knn.py).
   """
   overrides = {"total_steps": 4, "log_every_steps": 1, "checkpoint_every_steps": 2,
                "keep_checkpoints": 2, **overrides}
@@ -62,8 +63,8 @@ def train_and_evaluate(config_path, workdir, **overrides):
   assert [r["step"] for r in rows] == [1, 2, 3, 4]
   assert all(np.isfinite(r["loss"]) for r in rows), rows
   assert checkpoint.Checkpointer(str(workdir / "checkpoints")).all_steps() == [2, 4]
-  results = evaluate.evaluate(str(workdir),
-                              overrides={"evaluators": ["knn", "linear", "pretext"]})
+  results = evaluate.evaluate(str(workdir), overrides={
+      "evaluators": ["knn", "linear", "pretext"], "knn_sweep_ks": [], "pretext_batches": 4})
   for prefix in ("", "random_init_", "raw_pixels_"):
     for key in ("knn_top1", "linear_top1"):
       assert 0.0 <= results[prefix + key] <= 1.0

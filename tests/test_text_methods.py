@@ -102,7 +102,8 @@ def test_text_run_resumes_to_the_same_losses(tmp_path):
   np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
   # Evaluation reads the checkpoint and the workdir's tokenizer: held-out pretext metrics and
   # the article probe, for the trained and the initial weights, and the bag-of-tokens baseline.
-  results = evaluate.evaluate(str(cut))
+  results = evaluate.evaluate(str(cut), overrides={
+      "evaluators": ["knn", "linear", "pretext", "finetune"], "knn_sweep_ks": []})
   assert results["step"] == 4 and results["test_examples"] > 0
   for prefix in ("", "random_init_", "bag_of_tokens_"):
     for key in ("knn_top1", "linear_top1"):
@@ -129,7 +130,8 @@ def test_gpt_trains_and_evaluates_end_to_end(tmp_path):
   train.train(config_lib.load_config(GPT_TINY), str(tmp_path))
   assert os.path.exists(tmp_path / "tokenizer.json")  # Byte-level BPE, trained into the run.
   assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [2, 4]
-  results = evaluate.evaluate(str(tmp_path))
+  results = evaluate.evaluate(str(tmp_path), overrides={
+      "evaluators": ["knn", "linear", "pretext", "finetune"], "knn_sweep_ks": []})
   assert results["step"] == 4
   for prefix in ("", "random_init_"):
     np.testing.assert_allclose(results[prefix + "heldout_perplexity"],

@@ -342,7 +342,8 @@ def test_online_evals_log_with_the_step_and_agree_with_offline_evaluation(tmp_pa
   assert [r["step"] for r in knn_rows] == [2, 4]
   assert [r["step"] for r in rows if "rank/rankme" in r] == [4]
   # The same features and protocol as offline evaluation of the step-4 checkpoint.
-  curve = evaluate.evaluate_all(str(tmp_path), overrides={"finetune_steps": 0})
+  curve = evaluate.evaluate_all(str(tmp_path), overrides={"evaluators": ["knn", "collapse"],
+                                                          "knn_sweep_ks": []})
   assert [row["step"] for row in curve] == [2, 4]
   results = json.loads((tmp_path / "eval_results.json").read_text())  # The latest step's.
   assert json.loads((tmp_path / "eval_curve.json").read_text()) == curve
@@ -365,7 +366,7 @@ def test_online_eval_specs_are_checked():
 def test_plot_writes_every_picture_as_a_png(tmp_path):
   _train_with_online_evals(tmp_path, log_every=1, rank_every=2)
   evaluate.evaluate_all(str(tmp_path), overrides={"evaluators": ["knn", "linear"],
-                                                  "linear_steps": 5})
+                                                  "linear_steps": 5, "knn_sweep_ks": []})
   paths = plot.plot_run(str(tmp_path), map_points=60)
   assert sorted(paths) == ["embedding_map", "evals", "rank", "training"]
   for path in paths.values():
