@@ -128,8 +128,8 @@ def _centred_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _per_image(value: Any) -> np.ndarray:
-  """A float, or one value per leading index of `image` [..., H, W, C], as a float32 array that
-  broadcasts against the image (the ops below take either, so one call serves a whole batch)."""
+  """A float, or one value per image of a batch [..., H, W, C], as a float32 array that
+  broadcasts against it (the ops below take either, so one call serves a whole batch)."""
   value = np.asarray(value, np.float32)
   return value.reshape(value.shape + (1, 1, 1))
 

@@ -62,11 +62,10 @@ def apply_color_jitter(clip: np.ndarray, params: Sequence[float]) -> np.ndarray:
   frame's result does not depend on what else is in that frame."""
   b, c, s, h = params
   clip = image_ops.adjust_brightness(clip, b)
-  grey = np.float32(np.mean(clip if clip.shape[-1] == 1 else
-                            clip @ np.asarray([0.299, 0.587, 0.114], np.float32)))
+  grey = np.float32(np.mean(clip if clip.shape[-1] == 1 else clip @ image_ops.LUMA))
   clip = np.clip(np.float32(c) * clip + (1 - np.float32(c)) * grey, 0.0, 1.0)
-  if clip.shape[-1] == 3:
-    clip = np.stack([image_ops.adjust_hue(image_ops.adjust_saturation(f, s), h) for f in clip])
+  if clip.shape[-1] == 3:  # Per-pixel ops: the frames go through as one batch.
+    clip = image_ops.adjust_hue(image_ops.adjust_saturation(clip, s), h)
   return clip.astype(np.float32)
 
 
