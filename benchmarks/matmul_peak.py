@@ -2,6 +2,11 @@
 
   python benchmarks/matmul_peak.py                      # float32 4096^3, the CPU peak of
   python benchmarks/matmul_peak.py --dtype=bfloat16     # sslax/flops.py::PEAK_FLOPS["cpu"]
+  python benchmarks/matmul_peak.py --shapes=4352x192x768,16640x128x512   # m x k x n GEMMs
+
+With --shapes, each [m, k] x [k, n] product is timed as a train step runs it: forward (a b),
+weight gradient (a^T g) and input gradient (g b^T), one JSON line a shape, each with its
+GFLOP/s (the MAE table in benchmarks/README.md).
 
 Prints one JSON line: the size, dtype, median and best seconds of `--repeats` calls after one
 warm-up, and the FLOP/s (2 n^3 per call) of the median.
@@ -15,12 +20,41 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def median_seconds(fn, *args, repeats: int) -> float:
+  """Median wall time of `repeats` calls of `fn(*args)` after one warm-up call."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def time_shape(m: int, k: int, n: int, dtype: str, repeats: int) -> dict:
+  """GFLOP/s of the three products of a dense layer [m, k] x [k, n] in a train step."""
+  a, b, g = jnp.ones((m, k), dtype), jnp.ones((k, n), dtype), jnp.ones((m, n), dtype)
+  flops = 2 * m * k * n
+  products = {"forward": (jax.jit(jnp.dot), a, b),
+              "weight_grad": (jax.jit(lambda a, g: a.T @ g), a, g),
+              "input_grad": (jax.jit(lambda g, b: g @ b.T), g, b)}
+  return {"shape": f"{m}x{k}x{n}", "dtype": dtype,
+          **{name + "_gflops_per_sec": flops / median_seconds(fn, x, y, repeats=repeats) / 1e9
+             for name, (fn, x, y) in products.items()}}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--size", type=int, default=4096)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--repeats", type=int, default=7)
+  parser.add_argument("--shapes", default="", help="comma-separated m x k x n, e.g. 4352x192x768")
   args = parser.parse_args()
+  if args.shapes:
+    for shape in args.shapes.split(","):
+      m, k, n = (int(v) for v in shape.split("x"))
+      print(json.dumps(time_shape(m, k, n, args.dtype, args.repeats)), flush=True)
+    return
   rng = np.random.default_rng(0)
   a, b = (jnp.asarray(rng.standard_normal((args.size, args.size)), args.dtype) for _ in "ab")
   dot = jax.jit(jnp.dot)
