@@ -20,15 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def median_seconds(fn, *args, repeats: int) -> float:
-  """Median wall time of `repeats` calls of `fn(*args)` after one warm-up call."""
+def call_seconds(fn, *args, repeats: int) -> list[float]:
+  """Wall times of `repeats` calls of `fn(*args)` after one warm-up call."""
   jax.block_until_ready(fn(*args))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  return times
 
 
 def time_shape(m: int, k: int, n: int, dtype: str, repeats: int) -> dict:
@@ -39,7 +39,8 @@ def time_shape(m: int, k: int, n: int, dtype: str, repeats: int) -> dict:
               "weight_grad": (jax.jit(lambda a, g: a.T @ g), a, g),
               "input_grad": (jax.jit(lambda g, b: g @ b.T), g, b)}
   return {"shape": f"{m}x{k}x{n}", "dtype": dtype,
-          **{name + "_gflops_per_sec": flops / median_seconds(fn, x, y, repeats=repeats) / 1e9
+          **{name + "_gflops_per_sec":
+             flops / float(np.median(call_seconds(fn, x, y, repeats=repeats))) / 1e9
              for name, (fn, x, y) in products.items()}}
 
 
@@ -57,13 +58,7 @@ def main() -> None:
     return
   rng = np.random.default_rng(0)
   a, b = (jnp.asarray(rng.standard_normal((args.size, args.size)), args.dtype) for _ in "ab")
-  dot = jax.jit(jnp.dot)
-  jax.block_until_ready(dot(a, b))
-  times = []
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(dot(a, b))
-    times.append(time.perf_counter() - start)
+  times = call_seconds(jax.jit(jnp.dot), a, b, repeats=args.repeats)
   median = float(np.median(times))
   print(json.dumps({"size": args.size, "dtype": args.dtype, "median_s": median,
                     "best_s": min(times), "flops_per_sec": 2 * args.size ** 3 / median,
