@@ -1,5 +1,6 @@
 """The benchmark scripts keep working: gpu_step.py's --smoke mode end to end on CPU, pipeline.py's
-measurement on the real Grain pipeline, side_by_side.py's argument checks."""
+measurement on the real Grain pipeline, side_by_side.py's argument checks, matmul_peak.py's
+--shapes output."""
 import json
 import os
 import subprocess
@@ -57,3 +58,14 @@ def test_side_by_side_rejects_unknown_benches():
   done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "side_by_side.py"),
                          "--benches=mae_vit_tiny,resnet9"], capture_output=True, text=True)
   assert done.returncode != 0 and "unknown ['resnet9']" in done.stderr
+
+
+def test_matmul_peak_times_each_shapes_three_gemms():
+  done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "matmul_peak.py"),
+                         "--shapes=8x4x2,3x5x7", "--repeats=1"], capture_output=True, text=True,
+                        check=True)
+  rows = [json.loads(line) for line in done.stdout.splitlines()]
+  assert [row["shape"] for row in rows] == ["8x4x2", "3x5x7"]
+  for row in rows:
+    rates = [row[f"{name}_gflops_per_sec"] for name in ("forward", "weight_grad", "input_grad")]
+    assert all(rate > 0 for rate in rates)
