@@ -22,7 +22,15 @@ a teacher's forward counts once and the first layer has no input gradient);
 xla_flops_per_example is XLA's cost analysis of the compiled step (it also counts elementwise
 work and skips padding taps). The peak is `--peak` FLOP/s per device, else
 sslax/flops.py::PEAK_FLOPS for `jax.devices()[0].device_kind` and `--dtype`.
+
+Host memory is set up as `sslax.train` sets it (sslax/host_memory.py: glibc keeps freed memory,
+so XLA:CPU's per-step temporaries stop costing page faults); `SSLAX_KEEP_FREED_MEMORY=0` measures
+the step without it.
 """
+if __name__ == "__main__":  # As sslax.train does, before numpy and JAX start threads.
+  from sslax import host_memory
+  host_memory.keep_freed_memory()
+
 import argparse
 import json
 import os

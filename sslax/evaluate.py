@@ -7,6 +7,10 @@ runs kNN (cosine, k=20, T=0.07, weighted vote) and a linear probe on them. The s
 on a randomly initialised encoder of the same architecture (the run's own initial weights) and on
 raw pixels, so every number comes with the two numbers it has to beat.
 """
+if __name__ == "__main__":  # Before numpy and JAX start threads: sslax/host_memory.py.
+  from sslax import host_memory
+  host_memory.keep_freed_memory()
+
 import functools
 import json
 import os

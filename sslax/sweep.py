@@ -15,6 +15,10 @@ choices and each `--range` key log-uniform between its bounds. Trial i runs in
 eval_results.json, higher is better). Rerunning the command reuses trials whose results exist
 for the same values and resumes an interrupted one from its checkpoint.
 """
+if __name__ == "__main__":  # Before numpy and JAX start threads: sslax/host_memory.py.
+  from sslax import host_memory
+  host_memory.keep_freed_memory()
+
 import itertools
 import json
 import os

@@ -5,6 +5,10 @@
 Running the same command on the same workdir resumes from the latest checkpoint, with the data
 iterator where it was, so the losses continue exactly as if the run had not stopped.
 """
+if __name__ == "__main__":  # Before numpy and JAX start threads: sslax/host_memory.py.
+  from sslax import host_memory
+  host_memory.keep_freed_memory()
+
 import functools
 import json
 import os

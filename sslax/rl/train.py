@@ -9,6 +9,10 @@ Writes into the workdir: config.json, metrics.jsonl (one line per log step and a
 results.json (returns at the end, the curves, the random policy's return, wall time) and
 learning_curve.png. There is no checkpointing: an interrupted run starts again from step 0.
 """
+if __name__ == "__main__":  # Before numpy and JAX start threads: sslax/host_memory.py.
+  from sslax import host_memory
+  host_memory.keep_freed_memory()
+
 import json
 import os
 import sys
