@@ -19,11 +19,11 @@ import ml_collections
 from flax.typing import Array, Dtype
 
 from sslax import losses
-from sslax.models import VisionTransformer, make_encoder
+from sslax.models import VisionTransformer, dense, make_encoder
 from sslax.models.vit import Block, patchify, sincos_pos_embed
 
 _dense = partial(nn.Dense, param_dtype=jnp.float32,
-                 kernel_init=nn.initializers.xavier_uniform())
+                 kernel_init=nn.initializers.xavier_uniform(), dot_general=dense.dot_general)
 
 
 def random_masking(rng: jax.Array, batch: int, num_patches: int,

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Array, Dtype
 
+from sslax.models import dense
 from sslax.models.attention import SelfAttention
 from sslax.models.stack import apply_blocks, make_blocks
 from sslax.models.vit import Mlp
@@ -36,7 +37,8 @@ TEXT_SIZES = {  # name -> (hidden_dim, depth, num_heads); mlp_dim is 4 x hidden_
 
 _xavier = nn.initializers.xavier_uniform()
 _embed_init = nn.initializers.truncated_normal(0.02)  # BERT's and GPT-2's embedding init.
-_dense = partial(nn.Dense, param_dtype=jnp.float32, kernel_init=_xavier)
+_dense = partial(nn.Dense, param_dtype=jnp.float32, kernel_init=_xavier,
+                 dot_general=dense.dot_general)
 _layer_norm = partial(nn.LayerNorm, epsilon=1e-6, param_dtype=jnp.float32)
 
 

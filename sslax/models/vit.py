@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Array, Dtype
 
+from sslax.models import dense
 from sslax.models.attention import SelfAttention
 from sslax.models.stack import apply_blocks, make_blocks
 
@@ -37,7 +38,8 @@ VIT_SIZES = {  # name -> (hidden_dim, depth, num_heads), from ViT and DeiT (Touv
 }
 
 _xavier = nn.initializers.xavier_uniform()
-_dense = partial(nn.Dense, param_dtype=jnp.float32, kernel_init=_xavier)
+_dense = partial(nn.Dense, param_dtype=jnp.float32, kernel_init=_xavier,
+                 dot_general=dense.dot_general)
 _layer_norm = partial(nn.LayerNorm, epsilon=1e-6, param_dtype=jnp.float32)
 
 
