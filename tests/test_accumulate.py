@@ -54,9 +54,10 @@ def _assert_same_step(method, batch, k):
   for name in ("params", "extra"):
     for a, b in zip(jax.tree.leaves(accumulated[name]), jax.tree.leaves(full[name]),
                     strict=True):
-      # Gradients summed in another order (micro-batches, and -O0's vectorisation:
-      # tests/conftest.py) differ by a few float32 ulps; SGD(1) moves params by them.
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=3e-6)
+      # Gradients summed in another order (micro-batches, -O0's vectorisation: tests/conftest.py,
+      # and the ViT's folded attention backward) differ by float32 ulps; SGD(1) moves params by
+      # them: up to 8e-6 seen for MoCo v3's ViT, against moves above 1e-3 (asserted above).
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
   return metrics, full_metrics
 
 
