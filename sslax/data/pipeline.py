@@ -5,7 +5,6 @@ epoch, and each record's augmentation draws from a generator seeded by (seed, po
 endless epoch-after-epoch stream), i.e. by record, epoch and seed. So any batch can be rebuilt,
 and a restored iterator continues with exactly the batch an uninterrupted run would have seen.
 """
-import ctypes
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,9 +12,8 @@ import grain
 import jax
 import numpy as np
 
+from sslax import host_memory
 from sslax.data import image_ops
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc's malloc.h).
 
 
 class MakeViews(grain.transforms.RandomMap):
@@ -93,20 +91,10 @@ def train_dataset(source: Sequence[dict[str, Any]],
 
 
 def keep_freed_memory(worker_index: int = 0, worker_count: int = 1) -> None:
-  """Worker start-up: glibc's malloc keeps freed memory for reuse instead of giving it back.
-
-  The batched augmentation allocates temporaries of 0.1-2 MB per op; by default glibc maps
-  each from the OS and unmaps it when freed, so every op pays page faults on fresh zeroed
-  pages: 4-5x the arithmetic of a batched rotation on this project's 2-core VM. The worker's
-  heap then stays at its peak (tens of MB). No-op without glibc (macOS, musl).
-  """
+  """Grain worker start-up: glibc keeps freed blocks up to 32 MiB for reuse (sslax/host_memory.py);
+  the worker's heap then stays at its peak (tens of MB). No-op without glibc."""
   del worker_index, worker_count  # Grain's worker_init_fn signature.
-  try:
-    libc = ctypes.CDLL("libc.so.6")
-  except OSError:
-    return
-  libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum; larger blocks still map.
-  libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+  host_memory.keep_freed_small_blocks()
 
 
 def make_iterator(dataset: grain.MapDataset, num_workers: int = 0,
